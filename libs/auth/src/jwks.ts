@@ -1,0 +1,76 @@
+import { createPublicKey, type JsonWebKey, type KeyObject } from 'node:crypto';
+
+export interface Jwk extends JsonWebKey {
+  kid?: string;
+  alg?: string;
+  use?: string;
+}
+
+export type JwksSource = { url: string } | { keys: Jwk[] };
+
+interface CachedKey {
+  pem: string;
+  alg?: string;
+}
+
+/**
+ * Public keys by `kid`, from a JWKS URL (cached; fetched again when an unknown `kid` arrives, at most once
+ * per cooldown, so key rotation needs no restart and a flood of bad kids cannot hammer the issuer) or from
+ * keys given directly. Only asymmetric signing keys (RSA, EC) are taken.
+ */
+export class JwksKeys {
+  private keys = new Map<string, CachedKey>();
+  private lastFetch = 0;
+  private inflight: Promise<void> | undefined;
+
+  constructor(
+    private readonly source: JwksSource,
+    private readonly opts: { cooldownMs?: number; maxAgeMs?: number; timeoutMs?: number } = {},
+  ) {
+    if ('keys' in source) this.keys = JwksKeys.index(source.keys);
+  }
+
+  private static index(keys: Jwk[]): Map<string, CachedKey> {
+    const out = new Map<string, CachedKey>();
+    for (const jwk of keys) {
+      if (!jwk.kid || (jwk.kty !== 'RSA' && jwk.kty !== 'EC')) continue;
+      if (jwk.use && jwk.use !== 'sig') continue;
+      let key: KeyObject;
+      try {
+        key = createPublicKey({ key: jwk, format: 'jwk' });
+      } catch {
+        continue;
+      }
+      const entry: CachedKey = { pem: key.export({ type: 'spki', format: 'pem' }).toString() };
+      if (jwk.alg) entry.alg = jwk.alg;
+      out.set(jwk.kid, entry);
+    }
+    return out;
+  }
+
+  private async refresh(): Promise<void> {
+    if (!('url' in this.source)) return;
+    const res = await fetch(this.source.url, { signal: AbortSignal.timeout(this.opts.timeoutMs ?? 5000) });
+    if (!res.ok) throw new Error(`JWKS answered ${res.status}`);
+    const body = (await res.json()) as { keys?: Jwk[] };
+    if (!Array.isArray(body.keys)) throw new Error('JWKS has no keys');
+    this.keys = JwksKeys.index(body.keys);
+    this.lastFetch = Date.now();
+  }
+
+  /** The PEM of the key with this kid, or undefined when the issuer does not (or no longer) publish it. */
+  async get(kid: string): Promise<CachedKey | undefined> {
+    const stale = Date.now() - this.lastFetch > (this.opts.maxAgeMs ?? 10 * 60 * 1000);
+    const known = this.keys.get(kid);
+    if (known && !stale) return known;
+    if ('url' in this.source && (stale || Date.now() - this.lastFetch > (this.opts.cooldownMs ?? 30_000))) {
+      this.inflight ??= this.refresh().finally(() => (this.inflight = undefined));
+      try {
+        await this.inflight;
+      } catch {
+        return known; // the issuer is unreachable: keep trusting what we already had
+      }
+    }
+    return this.keys.get(kid);
+  }
+}

@@ -1,0 +1,121 @@
+import { OperationOutcomeError, forbidden, unauthorized } from '@cmc/fhir';
+import jwt from '@fastify/jwt';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import { JwksKeys, type JwksSource } from './jwks';
+import { principalOf, type CmcClaims, type Principal, type Role } from './principal';
+
+/** Asymmetric algorithms only: no `none`, no HMAC (so a public key can never be used as an HMAC secret). */
+export const ALLOWED_ALGORITHMS = ['RS256', 'RS384', 'ES256', 'ES384'] as const;
+
+export interface AuthOptions {
+  issuer: string;
+  audience: string;
+  jwks: JwksSource;
+  /** Leeway for exp and nbf, in seconds (default 30). */
+  clockToleranceSeconds?: number;
+}
+
+/** Who may call a route. A route with neither `public` nor `allow` refuses everyone: deny by default. */
+export interface AccessRule {
+  roles?: readonly Role[];
+  /** SMART scopes of which a client needs one, e.g. `system/Consent.c`. */
+  scopes?: readonly string[];
+}
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** A route anyone may call without a token (health, discovery). Everything else is denied by default. */
+    public?: boolean;
+    allow?: AccessRule;
+  }
+  interface FastifyRequest {
+    principal?: Principal;
+  }
+}
+
+const JWT_ERRORS: Record<string, string> = {
+  FST_JWT_NO_AUTHORIZATION_IN_HEADER: 'no bearer token: send Authorization: Bearer <access token>',
+  FST_JWT_BAD_REQUEST: 'Authorization header must be of the form Bearer <token>',
+  FST_JWT_AUTHORIZATION_TOKEN_EXPIRED: 'token has expired',
+  FST_JWT_AUTHORIZATION_TOKEN_UNTRUSTED: 'token is not trusted',
+  FST_JWT_AUTHORIZATION_TOKEN_UNSIGNED: 'token is not signed',
+};
+
+function describeJwtError(e: unknown): string {
+  const err = e as { code?: string; message?: string };
+  const known = err.code ? JWT_ERRORS[err.code] : undefined;
+  if (known) return known;
+  const m = err.message ?? '';
+  if (/not active yet/i.test(m)) return 'token is not yet valid (nbf)';
+  if (/iss/i.test(m)) return 'token has the wrong issuer';
+  if (/aud/i.test(m)) return 'token has the wrong audience';
+  if (/algorithm/i.test(m)) return 'token algorithm is not allowed';
+  if (/signature/i.test(m)) return 'token signature is invalid';
+  if (/malformed|invalid/i.test(m)) return 'token is malformed';
+  return 'token is invalid';
+}
+
+/** The principal of a request that passed the auth hook; throws 401 when there is none. */
+export function principal(request: FastifyRequest): Principal {
+  if (!request.principal) throw unauthorized('not authenticated');
+  return request.principal;
+}
+
+function allowed(p: Principal, rule: AccessRule): boolean {
+  if (p.kind === 'user') return !!p.role && !!rule.roles?.includes(p.role);
+  return !!rule.scopes?.some((s) => p.scopes.has(s));
+}
+
+/**
+ * Verifies the bearer token of every request against the issuer's published keys and checks the route's
+ * access rule. Routes say `config: { public: true }` or `config: { allow: { roles, scopes } }`; a route that
+ * says neither refuses everyone. Checks that depend on the data (organisation, patient) stay in the domain.
+ */
+export const authPlugin = fp(
+  async (app: FastifyInstance, opts: AuthOptions) => {
+    const keys = new JwksKeys(opts.jwks);
+    await app.register(jwt, {
+      decode: { complete: true },
+      secret: {
+        public: async (_request: FastifyRequest, token: { header: { kid?: string; alg?: string } }) => {
+          const { kid, alg } = token.header;
+          if (!alg || !(ALLOWED_ALGORITHMS as readonly string[]).includes(alg)) throw unauthorized('token algorithm is not allowed');
+          if (!kid) throw unauthorized('token has no key id (kid)');
+          const key = await keys.get(kid);
+          if (!key) throw unauthorized('token is signed with an unknown key id');
+          if (key.alg && key.alg !== alg) throw unauthorized('token algorithm does not match its key');
+          return key.pem;
+        },
+      },
+      verify: {
+        algorithms: [...ALLOWED_ALGORITHMS],
+        allowedIss: opts.issuer,
+        allowedAud: opts.audience,
+        clockTolerance: (opts.clockToleranceSeconds ?? 30) * 1000,
+        requiredClaims: ['exp', 'sub', 'iss', 'aud'],
+      },
+    } as Parameters<typeof jwt>[1]);
+
+    app.addHook('onRequest', async (request) => {
+      const config = request.routeOptions.config;
+      if (config.public) return;
+      let claims: CmcClaims;
+      try {
+        claims = await request.jwtVerify<CmcClaims>();
+      } catch (e) {
+        if (e instanceof OperationOutcomeError) throw e;
+        throw unauthorized(describeJwtError(e));
+      }
+      const p = principalOf(claims);
+      if (typeof p === 'string') throw unauthorized(p);
+      request.principal = p;
+      const rule = config.allow;
+      if (!rule) throw forbidden('this operation is not open to any caller');
+      if (!allowed(p, rule)) {
+        throw forbidden(p.kind === 'user' ? `role '${p.role ?? 'none'}' may not do this` : 'client lacks a scope this operation needs');
+      }
+    });
+  },
+  { name: 'cmc-auth', fastify: '5.x' },
+);

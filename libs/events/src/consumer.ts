@@ -1,0 +1,185 @@
+import { assertValidEvent, ContractError, dlqTopic, type CloudEvent, type EventType } from '@cmc/contracts';
+import type { Database } from '@cmc/db';
+import type { Transaction } from 'kysely';
+import type { Logger } from 'pino';
+import type { EventsTables } from './tables';
+import { backoffMs, sleep, type IncomingMessage, type Subscription, type Transport } from './transport';
+
+export type Handler<DB, T extends EventType> = (trx: Transaction<DB>, event: CloudEvent<T>) => Promise<void>;
+export type Handlers<DB> = { [T in EventType]?: Handler<DB, T> };
+
+export interface ConsumerOptions<DB extends EventsTables> {
+  /** The consumer group, and the name under which processed events are recorded. */
+  name: string;
+  database: Database<DB>;
+  transport: Transport;
+  topics: readonly string[];
+  handlers: Handlers<DB>;
+  logger: Logger;
+  /** Attempts before a failing message goes to the dead-letter topic (default 5). */
+  maxAttempts?: number;
+  /** Base of the exponential backoff between attempts (default 200 ms). */
+  backoffBaseMs?: number;
+  backoffCapMs?: number;
+}
+
+export interface ConsumerStats {
+  processed: number;
+  duplicates: number;
+  ignored: number;
+  deadLettered: number;
+  retries: number;
+}
+
+export type Outcome = 'processed' | 'duplicate' | 'ignored' | 'dead-lettered';
+
+/**
+ * Errors that say the infrastructure is unwell (the database unreachable, restarting, out of connections)
+ * rather than that the message is bad. Such a message is not dead-lettered: it waits until things recover.
+ */
+export function isInfrastructureError(e: unknown): boolean {
+  if (typeof e !== 'object' || e === null) return false;
+  const code = (e as { code?: unknown }).code;
+  if (typeof code === 'string') {
+    if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN'].includes(code)) return true;
+    // SQLSTATE classes: 08 connection, 53 resources, 57 operator intervention (e.g. shutdown); 40001/40P01 retryable.
+    if (/^(08|53|57)/.test(code) || code === '40001' || code === '40P01') return true;
+  }
+  const msg = (e as { message?: unknown }).message;
+  return typeof msg === 'string' && /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(msg);
+}
+
+/** A short reason for logs and dead letters: the error's class and message, never the message payload. */
+function reasonOf(e: unknown): string {
+  if (e instanceof Error) return `${e.name}: ${e.message}`.slice(0, 2000);
+  return String(e).slice(0, 2000);
+}
+
+/**
+ * Runs handlers for events, idempotently: each event's id is recorded in the same transaction as the
+ * handler's effect, so a redelivery changes nothing. A message that fails validation goes straight to
+ * `<topic>.dlq`; one whose handler keeps failing goes there after `maxAttempts`; either way the messages
+ * behind it carry on. The same code runs over Kafka and over the SQL transport.
+ */
+export class EventConsumer<DB extends EventsTables> {
+  readonly stats: ConsumerStats = { processed: 0, duplicates: 0, ignored: 0, deadLettered: 0, retries: 0 };
+  private subscription: Subscription | undefined;
+  private readonly stopping = new AbortController();
+
+  constructor(private readonly opts: ConsumerOptions<DB>) {}
+
+  async start(): Promise<void> {
+    if (this.subscription) return;
+    this.subscription = await this.opts.transport.subscribe({
+      groupId: this.opts.name,
+      topics: this.opts.topics,
+      onMessage: (msg) => this.handle(msg).then(() => undefined),
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.stopping.abort();
+    await this.subscription?.stop();
+    this.subscription = undefined;
+  }
+
+  /** Handles one delivered message. Throws only when it must be delivered again (infrastructure trouble). */
+  async handle(msg: IncomingMessage): Promise<Outcome> {
+    let event: CloudEvent;
+    try {
+      const parsed: unknown = JSON.parse(msg.value);
+      assertValidEvent(parsed);
+      event = parsed;
+    } catch (e) {
+      // JSON.parse's message quotes the input, which may hold patient data: say only what kind of fault it was.
+      const reason = e instanceof ContractError ? reasonOf(e) : 'malformed message: not valid JSON';
+      await this.deadLetter(msg, undefined, reason, 1);
+      return 'dead-lettered';
+    }
+    const handler = this.opts.handlers[event.type] as Handler<DB, EventType> | undefined;
+    if (!handler) {
+      this.stats.ignored++;
+      return 'ignored';
+    }
+    const maxAttempts = this.opts.maxAttempts ?? 5;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.applyOnce(event, handler);
+      } catch (e) {
+        if (this.stopping.signal.aborted) throw e;
+        if (isInfrastructureError(e)) {
+          // Not the message's fault: leave it to be delivered again once things recover.
+          this.opts.logger.warn({ err: e, eventId: event.id, eventType: event.type }, 'consumer: infrastructure error; message will be redelivered');
+          await sleep(backoffMs(attempt, this.opts.backoffBaseMs ?? 200, this.opts.backoffCapMs ?? 5000), this.stopping.signal);
+          throw e;
+        }
+        if (attempt >= maxAttempts) {
+          await this.deadLetter(msg, event, reasonOf(e), attempt);
+          return 'dead-lettered';
+        }
+        this.stats.retries++;
+        await sleep(backoffMs(attempt, this.opts.backoffBaseMs ?? 200, this.opts.backoffCapMs ?? 5000), this.stopping.signal);
+      }
+    }
+  }
+
+  private async applyOnce(event: CloudEvent, handler: Handler<DB, EventType>): Promise<Outcome> {
+    const db = this.opts.database.db as unknown as import('kysely').Kysely<EventsTables>;
+    return db.transaction().execute(async (trx) => {
+      const inserted = await trx
+        .insertInto('processed_events')
+        .values({ consumer: this.opts.name, event_id: event.id, event_type: event.type })
+        .onConflict((oc) => oc.columns(['consumer', 'event_id']).doNothing())
+        .returning('event_id')
+        .executeTakeFirst();
+      if (!inserted) {
+        this.stats.duplicates++;
+        return 'duplicate' as const;
+      }
+      await handler(trx as unknown as Transaction<DB>, event);
+      this.stats.processed++;
+      return 'processed' as const;
+    });
+  }
+
+  private async deadLetter(msg: IncomingMessage, event: CloudEvent | undefined, reason: string, attempts: number): Promise<void> {
+    await this.opts.transport.publish([
+      {
+        topic: dlqTopic(msg.topic),
+        key: msg.key ?? '',
+        value: msg.value,
+        headers: {
+          ...msg.headers,
+          'dlq-reason': reason,
+          'dlq-consumer': this.opts.name,
+          'dlq-original-topic': msg.topic,
+          'dlq-original-partition': String(msg.partition),
+          'dlq-original-offset': msg.offset,
+          'dlq-attempts': String(attempts),
+        },
+      },
+    ]);
+    const db = this.opts.database.db as unknown as import('kysely').Kysely<EventsTables>;
+    await db
+      .insertInto('dead_letters')
+      .values({
+        consumer: this.opts.name,
+        topic: msg.topic,
+        partition: msg.partition,
+        offset: msg.offset,
+        event_id: event?.id ?? null,
+        event_type: event?.type ?? null,
+        reason,
+        payload: msg.value,
+        attempts,
+      })
+      .onConflict((oc) => oc.columns(['consumer', 'topic', 'partition', 'offset']).doNothing())
+      .execute();
+    this.stats.deadLettered++;
+    // Reported, never silently dropped: the dead_letters table and this warning say which message and why.
+    this.opts.logger.warn(
+      { eventId: event?.id, eventType: event?.type, topic: msg.topic, partition: msg.partition, offset: msg.offset, attempts, reason },
+      'consumer: message sent to the dead-letter topic',
+    );
+  }
+}

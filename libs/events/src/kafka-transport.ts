@@ -1,0 +1,156 @@
+import { Kafka, logLevel, type Admin, type Consumer, type LogEntry, type Producer } from 'kafkajs';
+import type { Logger } from 'pino';
+import type { IncomingMessage, OutgoingMessage, SubscribeOptions, Subscription, Transport } from './transport';
+
+export interface KafkaTransportOptions {
+  brokers: string[];
+  clientId: string;
+  /** Prefixed to every topic name; lets tests and side-by-side installations share a broker. */
+  topicPrefix?: string;
+  partitions?: number;
+  /** Replication factor of topics this transport creates; 1 for a single broker, 3 in production. */
+  replicationFactor?: number;
+  logger: Logger;
+}
+
+function kafkaLogCreator(logger: Logger) {
+  return () =>
+    ({ level, log }: LogEntry) => {
+      // kafkajs messages carry broker and group details, never message values.
+      const { message, ...rest } = log;
+      const fields = { kafka: { ...rest, timestamp: undefined, logger: undefined } };
+      if (level === logLevel.ERROR) logger.error(fields, message);
+      else if (level === logLevel.WARN) logger.warn(fields, message);
+      else logger.debug(fields, message);
+    };
+}
+
+export class KafkaTransport implements Transport {
+  readonly kind = 'kafka' as const;
+  private readonly kafka: Kafka;
+  private readonly prefix: string;
+  private producer: Producer | undefined;
+  private admin: Admin | undefined;
+  private readonly consumers = new Set<Consumer>();
+
+  constructor(private readonly opts: KafkaTransportOptions) {
+    this.prefix = opts.topicPrefix ?? '';
+    this.kafka = new Kafka({
+      clientId: opts.clientId,
+      brokers: opts.brokers,
+      logLevel: logLevel.WARN,
+      logCreator: kafkaLogCreator(opts.logger.child({ component: 'kafkajs' })),
+      connectionTimeout: 3000,
+      requestTimeout: 10000,
+      retry: { initialRetryTime: 200, retries: 8, maxRetryTime: 5000 },
+    });
+  }
+
+  private physical(topic: string): string {
+    return this.prefix + topic;
+  }
+
+  private logical(topic: string): string {
+    return this.prefix && topic.startsWith(this.prefix) ? topic.slice(this.prefix.length) : topic;
+  }
+
+  async start(): Promise<void> {
+    if (this.producer) return;
+    // Idempotent producer: a retried send is not written twice, and order per partition holds.
+    const producer = this.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+    await producer.connect();
+    this.producer = producer;
+    const admin = this.kafka.admin();
+    await admin.connect();
+    this.admin = admin;
+  }
+
+  async publish(messages: OutgoingMessage[]): Promise<void> {
+    if (messages.length === 0) return;
+    if (!this.producer) throw new Error('Kafka transport not started');
+    // One request per topic keeps the outbox order within each partition.
+    const byTopic = new Map<string, OutgoingMessage[]>();
+    for (const m of messages) byTopic.set(m.topic, [...(byTopic.get(m.topic) ?? []), m]);
+    await this.producer.sendBatch({
+      acks: -1,
+      topicMessages: [...byTopic].map(([topic, ms]) => ({
+        topic: this.physical(topic),
+        messages: ms.map((m) => ({ key: m.key, value: m.value, headers: m.headers })),
+      })),
+    });
+  }
+
+  async subscribe(opts: SubscribeOptions): Promise<Subscription> {
+    const consumer = this.kafka.consumer({
+      groupId: this.prefix + opts.groupId,
+      sessionTimeout: 30000,
+      rebalanceTimeout: 30000,
+      heartbeatInterval: 3000,
+      allowAutoTopicCreation: false,
+      retry: { initialRetryTime: 300, retries: 10, maxRetryTime: 10000 },
+    });
+    await consumer.connect();
+    await consumer.subscribe({ topics: opts.topics.map((t) => this.physical(t)), fromBeginning: true });
+    this.consumers.add(consumer);
+    await consumer.run({
+      autoCommit: true,
+      autoCommitInterval: 1000,
+      partitionsConsumedConcurrently: 3,
+      eachMessage: async ({ topic, partition, message, heartbeat }) => {
+        const headers: Record<string, string> = {};
+        for (const [k, v] of Object.entries(message.headers ?? {})) {
+          if (v !== undefined) headers[k] = Array.isArray(v) ? String(v[0]) : String(v);
+        }
+        const msg: IncomingMessage = {
+          topic: this.logical(topic),
+          partition,
+          offset: message.offset,
+          key: message.key ? message.key.toString('utf8') : null,
+          value: message.value ? message.value.toString('utf8') : '',
+          headers,
+        };
+        await opts.onMessage(msg);
+        await heartbeat();
+      },
+    });
+    return {
+      stop: async () => {
+        this.consumers.delete(consumer);
+        await consumer.disconnect();
+      },
+    };
+  }
+
+  async ensureTopics(topics: readonly string[]): Promise<void> {
+    if (!this.admin) throw new Error('Kafka transport not started');
+    const existing = new Set(await this.admin.listTopics());
+    const missing = topics.map((t) => this.physical(t)).filter((t) => !existing.has(t));
+    if (missing.length === 0) return;
+    await this.admin.createTopics({
+      waitForLeaders: true,
+      topics: missing.map((topic) => ({ topic, numPartitions: this.opts.partitions ?? 3, replicationFactor: this.opts.replicationFactor ?? 1 })),
+    });
+  }
+
+  async isReady(): Promise<boolean> {
+    if (!this.admin || !this.producer) return false;
+    try {
+      const cluster = await Promise.race([
+        this.admin.describeCluster(),
+        new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timeout')), 2000).unref()),
+      ]);
+      return cluster.brokers.length > 0;
+    } catch {
+      return false;
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.consumers].map((c) => c.disconnect()));
+    this.consumers.clear();
+    await this.producer?.disconnect();
+    await this.admin?.disconnect();
+    this.producer = undefined;
+    this.admin = undefined;
+  }
+}

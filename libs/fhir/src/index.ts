@@ -1,0 +1,5 @@
+export * from './outcome';
+export * from './nhs-number';
+export * from './bundle';
+export * from './schemas';
+export const FHIR_JSON = 'application/fhir+json';

@@ -1,0 +1,132 @@
+import swagger from '@fastify/swagger';
+import Ajv from 'ajv';
+import addFormats from 'ajv-formats';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { randomUUID } from 'node:crypto';
+import type { LoggerOptions } from 'pino';
+import { errorHandler, sendOutcome } from './errors';
+import { REDACT_PATHS, redactUrl } from './redact';
+
+export interface ReadinessCheck {
+  name: string;
+  check: () => Promise<boolean>;
+}
+
+export interface AppOptions {
+  /** Service name, shown in logs, OpenAPI and health answers. */
+  service: string;
+  version?: string;
+  description?: string;
+  /** Largest request body in bytes (default 1 MiB). */
+  bodyLimit?: number;
+  /** pino options, or false for no logs (tests); level defaults to info. */
+  logger?: LoggerOptions | false;
+  /** What /health/ready checks, e.g. the database and the event transport. */
+  readiness?: ReadinessCheck[];
+  /** Ceiling on the time a request may take before the server answers 503 (default 30 s). */
+  requestTimeoutMs?: number;
+  /**
+   * Which proxies' X-Forwarded-* headers to believe (proxy-addr syntax: `loopback`, or comma-separated CIDRs).
+   * Default `loopback`: the gateway on the same host. Client addresses go into the audit log, so trust no more.
+   */
+  trustProxy?: string;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** Body validation: strict. No type coercion, no silent removal of unknown properties, every error reported. */
+const bodyAjv = new Ajv({ allErrors: true, coerceTypes: false, removeAdditional: false, useDefaults: false, strict: false });
+/** Path and query validation: strings coerced to the declared types, as URLs only carry strings. */
+const paramAjv = new Ajv({ allErrors: true, coerceTypes: 'array', removeAdditional: false, useDefaults: true, strict: false });
+addFormats(bodyAjv);
+addFormats(paramAjv);
+
+/**
+ * The Fastify instance every service starts from: redacted pino logs, request ids, one error model, body
+ * limits, FHIR JSON parsing, health endpoints and OpenAPI. It never listens; `server.ts` does that.
+ */
+export async function createApp(opts: AppOptions): Promise<FastifyInstance> {
+  const logger: FastifyServerOptions['logger'] =
+    opts.logger === false
+      ? false
+      : {
+          level: 'info',
+          ...opts.logger,
+          base: { service: opts.service },
+          redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+          serializers: {
+            req: (req: { method: string; url: string; id: string; ip?: string }) => ({ method: req.method, url: redactUrl(req.url), id: req.id }),
+          },
+        };
+  const app = Fastify({
+    logger,
+    bodyLimit: opts.bodyLimit ?? 1024 * 1024,
+    requestTimeout: opts.requestTimeoutMs ?? 30_000,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+    return503OnClosing: true,
+    trustProxy: (opts.trustProxy ?? 'loopback').split(',').map((s) => s.trim()),
+    routerOptions: { maxParamLength: 200, ignoreTrailingSlash: true },
+  });
+
+  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyAjv : paramAjv).compile(schema));
+  app.setErrorHandler(errorHandler);
+  app.setNotFoundHandler((request, reply) =>
+    sendOutcome(reply, 404, [{ code: 'not-found', diagnostics: `no route for ${request.method} ${redactUrl(request.url.split('?')[0] ?? '')}` }]),
+  );
+
+  // FHIR's media type, parsed as JSON with prototype-poisoning protection; anything else is a 415.
+  app.addContentTypeParser(['application/fhir+json', 'application/json+fhir'], { parseAs: 'string' }, app.getDefaultJsonParser('error', 'error'));
+
+  app.addHook('onRequest', (request, reply, done) => {
+    reply.header('x-request-id', request.id);
+    done();
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: `cmc ${opts.service}`, version: opts.version ?? '0.1.0', description: opts.description ?? '' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+
+  const healthSchema = {
+    tags: ['health'],
+    security: [],
+    response: {
+      200: { type: 'object', additionalProperties: true, properties: { status: { type: 'string' }, service: { type: 'string' } } },
+      503: { type: 'object', additionalProperties: true, properties: { status: { type: 'string' }, service: { type: 'string' } } },
+    },
+  };
+  app.get('/health/live', { schema: { ...healthSchema, summary: 'The process is alive' }, config: { public: true }, logLevel: 'warn' }, () => ({
+    status: 'ok',
+    service: opts.service,
+  }));
+  app.get('/health/ready', { schema: { ...healthSchema, summary: 'Ready to serve: database and event transport reachable' }, config: { public: true }, logLevel: 'warn' }, async (_req, reply) => {
+    const results = await Promise.all(
+      (opts.readiness ?? []).map(async (c) => {
+        const ok = await Promise.race([
+          c.check().catch(() => false),
+          new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 3000).unref()),
+        ]);
+        return [c.name, ok ? 'up' : 'down'] as const;
+      }),
+    );
+    const checks = Object.fromEntries(results);
+    const ok = results.every(([, s]) => s === 'up');
+    return reply.code(ok ? 200 : 503).send({ status: ok ? 'ok' : 'unavailable', service: opts.service, checks });
+  });
+
+  return app;
+}
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** A route anyone may call without a token (health, discovery). Everything else is denied by default. */
+    public?: boolean;
+  }
+}

@@ -1,0 +1,46 @@
+/** JSON schemas shared by route declarations, so OpenAPI shows every response. */
+export const operationOutcomeSchema = {
+  $id: 'OperationOutcome',
+  type: 'object',
+  description: 'FHIR R4 OperationOutcome: what went wrong, one issue per problem.',
+  additionalProperties: true,
+  properties: {
+    resourceType: { type: 'string', const: 'OperationOutcome' },
+    issue: {
+      type: 'array',
+      items: {
+        type: 'object',
+        additionalProperties: true,
+        properties: {
+          severity: { type: 'string' },
+          code: { type: 'string' },
+          diagnostics: { type: 'string' },
+          expression: { type: 'array', items: { type: 'string' } },
+        },
+      },
+    },
+  },
+} as const;
+
+const { $id: _id, ...outcomeInline } = operationOutcomeSchema;
+
+/** Error responses every protected FHIR route can give. */
+export const errorResponses = {
+  400: { ...outcomeInline, description: 'Bad request: the OperationOutcome names each problem' },
+  401: { ...outcomeInline, description: 'No valid bearer token' },
+  403: { ...outcomeInline, description: 'Not allowed for this role, organisation or patient' },
+  404: { ...outcomeInline, description: 'Not found' },
+  413: { ...outcomeInline, description: 'Body too large' },
+  415: { ...outcomeInline, description: 'Unsupported Content-Type' },
+  422: { ...outcomeInline, description: 'Well-formed but breaks a rule' },
+  500: { ...outcomeInline, description: 'Internal error; no details are given' },
+} as const;
+
+/** A FHIR resource in a response: described, not constrained (the domain builds it). */
+export const fhirResource = (resourceType: string, description: string) =>
+  ({
+    type: 'object',
+    description,
+    additionalProperties: true,
+    properties: { resourceType: { type: 'string', const: resourceType }, id: { type: 'string' } },
+  }) as const;

@@ -1,0 +1,67 @@
+import type { Principal } from '@cmc/auth';
+import type { AccessInteraction, AccessRecordedData } from '@cmc/contracts';
+import { publish, type EventsTables } from '@cmc/events';
+import type { FastifyRequest } from 'fastify';
+import type { Kysely, Transaction } from 'kysely';
+
+export interface AccessedEntity {
+  resourceType: string;
+  id?: string;
+  versionId?: string;
+  nhsNumber?: string;
+}
+
+export interface AccessRecord {
+  interaction: AccessInteraction;
+  outcome: AccessRecordedData['outcome'];
+  outcomeReason?: string;
+  entities: AccessedEntity[];
+  /** The search as asked, when the interaction is a search. */
+  query?: string;
+}
+
+function agentOf(p: Principal | undefined): AccessRecordedData['agent'] {
+  if (!p) return { kind: 'anonymous', id: 'anonymous' };
+  const agent: AccessRecordedData['agent'] = {
+    kind: p.kind === 'client' ? 'client' : p.role === 'patient' || p.role === 'proxy' ? 'patient' : 'user',
+    id: p.subject,
+  };
+  if (p.role) agent.role = p.role;
+  if (p.organisation) agent.organisation = p.organisation;
+  return agent;
+}
+
+/**
+ * Writes the access entry for patient data about to be served (or refused) to the outbox, in the caller's
+ * transaction: commit it before sending the data, and the audit log is sure to receive it.
+ */
+export async function recordAccess<DB extends EventsTables>(
+  trx: Transaction<DB> | Kysely<DB>,
+  schema: string,
+  service: string,
+  request: FastifyRequest,
+  record: AccessRecord,
+): Promise<void> {
+  const key = record.entities.find((e) => e.nhsNumber)?.nhsNumber ?? record.entities[0]?.id ?? request.id;
+  const data: AccessRecordedData = {
+    agent: agentOf(request.principal),
+    interaction: record.interaction,
+    outcome: record.outcome,
+    recordedAt: new Date().toISOString(),
+    entities: record.entities,
+    source: {
+      service,
+      clientAddress: request.ip.slice(0, 100),
+      ...(typeof request.headers['user-agent'] === 'string' ? { userAgent: request.headers['user-agent'].slice(0, 500) } : {}),
+    },
+  };
+  if (record.outcomeReason) data.outcomeReason = record.outcomeReason.slice(0, 500);
+  if (record.query) data.query = record.query.slice(0, 2000);
+  await publish(trx, schema, {
+    type: 'cmc.access.recorded.v1',
+    source: `/cmc/${service}`,
+    key,
+    data,
+    requestId: String(request.id),
+  });
+}

@@ -1,0 +1,4 @@
+export * from './config';
+export * from './service';
+export * from './access';
+export * from './main';

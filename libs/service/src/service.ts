@@ -1,0 +1,135 @@
+import { authPlugin, type JwksSource } from '@cmc/auth';
+import { createDatabase, databaseIsReady, migrateToLatest, type Database, type Migration } from '@cmc/db';
+import { EventConsumer, OutboxRelay, startTransport, type EventsTables, type Handlers, type Transport } from '@cmc/events';
+import { closeInOrder, createApp, type Closeable } from '@cmc/http';
+import type { FastifyInstance } from 'fastify';
+import type { Kysely } from 'kysely';
+import pino, { type Logger } from 'pino';
+import type { ServiceConfig, ServiceIdentity } from './config';
+
+/** What a service hands its routes and consumers. */
+export interface ServiceContext<DB extends EventsTables> {
+  config: ServiceConfig;
+  database: Database<DB>;
+  transport: Transport;
+  logger: Logger;
+}
+
+export interface ConsumerDefinition<DB extends EventsTables> {
+  /** Consumer group name; also the key under which processed event ids are kept. */
+  name: string;
+  topics: readonly string[];
+  handlers: Handlers<DB>;
+}
+
+export interface ServiceDefinition<DB extends EventsTables> extends ServiceIdentity {
+  description: string;
+  migrations: Record<string, Migration>;
+  consumers?: ConsumerDefinition<DB>[];
+  routes?: (app: FastifyInstance, ctx: ServiceContext<DB>) => Promise<void>;
+}
+
+export interface StartOptions {
+  /** Use this transport instead of building one from the configuration (tests). */
+  transport?: Transport;
+  /** Use these keys instead of fetching AUTH_JWKS_URL (tests, and the embedded setup before identity exists). */
+  jwks?: JwksSource;
+  /** false for no logs. */
+  logger?: false;
+  /** Relay tuning and fault injection (tests). */
+  relay?: { afterPublish?: (eventIds: string[]) => Promise<void>; pollIntervalMs?: number };
+  consumer?: { maxAttempts?: number; backoffBaseMs?: number };
+}
+
+export interface RunningService<DB extends EventsTables> extends ServiceContext<DB> {
+  app: FastifyInstance;
+  relay: OutboxRelay;
+  consumers: EventConsumer<DB>[];
+  /** Starts listening on the configured host and port; resolves to the base URL. */
+  listen: () => Promise<string>;
+  /** HTTP first, then consumers, relay, transport (when we built it) and database. */
+  close: () => Promise<void>;
+}
+
+/**
+ * Starts a service: database and migrations, transport, outbox relay, consumers, and the Fastify app with
+ * auth, health and routes. Does not listen until asked.
+ */
+export async function startService<DB extends EventsTables>(
+  def: ServiceDefinition<DB>,
+  config: ServiceConfig,
+  opts: StartOptions = {},
+): Promise<RunningService<DB>> {
+  const logger: Logger = opts.logger === false ? pino({ level: 'silent' }) : pino({ level: config.logLevel, base: { service: def.name } });
+  const database = createDatabase<DB>({ url: config.databaseUrl, schema: config.schema, poolMax: config.poolMax, applicationName: `cmc-${def.name}` });
+  // Each resource is listed as it starts; closing goes in reverse: consumers, relay, transport, database.
+  const started: Closeable[] = [{ name: 'database', close: () => database.close() }];
+  const closeStarted = async (): Promise<void> => {
+    for (const r of [...started].reverse()) await r.close().catch(() => undefined);
+  };
+  try {
+    await migrateToLatest(database.db as Kysely<unknown>, config.schema, def.migrations);
+    const transport =
+      opts.transport ?? (await startTransport(config.events, { clientId: `cmc-${def.name}`, databaseUrl: config.databaseUrl, logger }));
+    if (!opts.transport) started.push({ name: 'transport', close: () => transport.close() });
+
+    const relay = new OutboxRelay({
+      database: database as unknown as Database<EventsTables>,
+      transport,
+      logger: logger.child({ component: 'relay' }),
+      ...(opts.relay?.afterPublish ? { afterPublish: opts.relay.afterPublish } : {}),
+      ...(opts.relay?.pollIntervalMs ? { pollIntervalMs: opts.relay.pollIntervalMs } : {}),
+    });
+    relay.start();
+    started.push({ name: 'relay', close: () => relay.stop() });
+
+    const consumers: EventConsumer<DB>[] = [];
+    for (const c of def.consumers ?? []) {
+      const consumer = new EventConsumer<DB>({
+        name: c.name,
+        database,
+        transport,
+        topics: c.topics,
+        handlers: c.handlers,
+        logger: logger.child({ component: 'consumer', consumer: c.name }),
+        ...opts.consumer,
+      });
+      await consumer.start();
+      consumers.push(consumer);
+      started.push({ name: `consumer ${c.name}`, close: () => consumer.stop() });
+    }
+
+    const ctx: ServiceContext<DB> = { config, database, transport, logger };
+    const app = await createApp({
+      service: def.name,
+      description: def.description,
+      bodyLimit: config.bodyLimit,
+      trustProxy: config.trustProxy,
+      logger: opts.logger === false ? false : { level: config.logLevel },
+      readiness: [
+        { name: 'database', check: () => databaseIsReady(database.db as Kysely<unknown>) },
+        { name: 'events', check: () => transport.isReady() },
+      ],
+    });
+    await app.register(authPlugin, {
+      issuer: config.auth.issuer,
+      audience: config.auth.audience,
+      jwks: opts.jwks ?? { url: config.auth.jwksUrl },
+    });
+    if (def.routes) await def.routes(app, ctx);
+    closeInOrder(app, [...started].reverse());
+    await app.ready();
+
+    return {
+      ...ctx,
+      app,
+      relay,
+      consumers,
+      listen: async () => app.listen({ host: config.host, port: config.port }),
+      close: () => app.close(),
+    };
+  } catch (e) {
+    await closeStarted();
+    throw e;
+  }
+}
