@@ -1,0 +1,4 @@
+import { runServiceMain } from '@cmc/service';
+import { carePlanService } from './app';
+
+runServiceMain(carePlanService);

@@ -1,0 +1,2 @@
+export { consentService } from './app';
+export type { ConsentDB } from './db/schema';

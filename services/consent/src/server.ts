@@ -1,0 +1,4 @@
+import { runServiceMain } from '@cmc/service';
+import { consentService } from './app';
+
+runServiceMain(consentService);

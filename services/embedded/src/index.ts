@@ -1,0 +1,1 @@
+export { startPlatform, SERVICES, embeddedConfigSpec, type Platform, type PlatformOptions } from './platform';

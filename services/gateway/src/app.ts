@@ -1,0 +1,74 @@
+import { createApp, sendOutcome } from '@cmc/http';
+import replyFrom from '@fastify/reply-from';
+import type { FastifyInstance } from 'fastify';
+import type { LoggerOptions } from 'pino';
+import { ownerOf, type Upstream } from './routing';
+
+export interface GatewayOptions {
+  upstreams: Partial<Record<Upstream, string>>;
+  timeoutMs?: number;
+  bodyLimit?: number;
+  logger?: LoggerOptions | false;
+}
+
+async function upstreamReady(base: string): Promise<boolean> {
+  try {
+    const res = await fetch(new URL('/health/ready', base), { signal: AbortSignal.timeout(2000) });
+    return res.ok;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The gateway: one base URL. It holds no data and checks no tokens itself (each service does, deny by
+ * default); it routes, passes request ids on, bounds time and body size, and turns a missing or failing
+ * service into a 503 OperationOutcome rather than a hang.
+ */
+export async function buildGateway(opts: GatewayOptions): Promise<FastifyInstance> {
+  const app = await createApp({
+    service: 'gateway',
+    description: 'One base URL for every client.',
+    ...(opts.bodyLimit ? { bodyLimit: opts.bodyLimit } : {}),
+    ...(opts.logger !== undefined ? { logger: opts.logger } : {}),
+    readiness: Object.entries(opts.upstreams).map(([name, base]) => ({ name, check: () => upstreamReady(base) })),
+  });
+  const timeout = opts.timeoutMs ?? 30_000;
+  await app.register(replyFrom, {
+    undici: { headersTimeout: timeout, bodyTimeout: timeout, connections: 128, pipelining: 1 },
+    retryMethods: [],
+    http2: false,
+  });
+
+  // Bodies pass through untouched: each service parses and validates its own.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+
+  const proxy = (request: import('fastify').FastifyRequest, reply: import('fastify').FastifyReply) => {
+    const owner = ownerOf(request.url);
+    const base = owner ? opts.upstreams[owner] : undefined;
+    if (!owner) return sendOutcome(reply, 404, [{ code: 'not-found', diagnostics: `no service serves ${request.method} ${request.url.split('?')[0] ?? ''}` }]);
+    if (!base) return sendOutcome(reply, 503, [{ code: 'transient', diagnostics: `the ${owner} service is not available` }]);
+    return reply.from(new URL(request.url, base).toString(), {
+      rewriteRequestHeaders: (req, headers) => ({
+        ...headers,
+        'x-request-id': String(req.id),
+        'x-forwarded-for': [headers['x-forwarded-for'], req.ip].filter(Boolean).join(', '),
+        'x-forwarded-proto': req.protocol,
+        'x-forwarded-host': req.host,
+      }),
+      onError: (rep, { error }) => {
+        const timedOut = /timeout/i.test(error.message) || (error as { code?: string }).code === 'UND_ERR_HEADERS_TIMEOUT';
+        request.log.warn({ upstream: owner, err: { message: error.message } }, 'upstream failed');
+        void sendOutcome(rep as import('fastify').FastifyReply, timedOut ? 504 : 503, [
+          { code: timedOut ? 'timeout' : 'transient', diagnostics: timedOut ? `the ${owner} service did not answer in time` : `the ${owner} service is not available` },
+        ]);
+      },
+    });
+  };
+
+  for (const prefix of ['/fhir/R4/*', '/auth/*', '/.well-known/*', '/api/*']) {
+    app.route({ method: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS'], url: prefix, config: { public: true }, schema: { hide: true }, handler: proxy });
+  }
+  return app;
+}

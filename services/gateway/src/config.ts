@@ -1,0 +1,31 @@
+import { int, loadConfig, oneOf, optionalUrl, port, str, type ConfigOf } from '@cmc/config';
+import type { Upstream } from './routing';
+
+export const gatewayConfigSpec = {
+  HOST: str({ doc: 'Address the HTTP servers listen on.', default: '127.0.0.1' }),
+  GATEWAY_PORT: port({ doc: 'Port of the gateway: the one base URL clients use.', default: 8080 }),
+  GATEWAY_TIMEOUT_MS: int({ doc: 'How long the gateway waits for a service before answering 504.', default: 30_000, min: 100, max: 300_000 }),
+  BODY_LIMIT_BYTES: int({ doc: 'Largest request body accepted, in bytes.', default: 1024 * 1024, min: 1024, max: 50 * 1024 * 1024 }),
+  LOG_LEVEL: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, { doc: 'pino log level.', default: 'info' }),
+  IDENTITY_URL: optionalUrl({ doc: 'Base URL of the identity service (unset: its paths answer 503).', protocols: ['http', 'https'] }),
+  CONSENT_URL: optionalUrl({ doc: 'Base URL of the consent service.', protocols: ['http', 'https'] }),
+  CAREPLAN_URL: optionalUrl({ doc: 'Base URL of the care-plan service.', protocols: ['http', 'https'] }),
+  AUDIT_URL: optionalUrl({ doc: 'Base URL of the audit service.', protocols: ['http', 'https'] }),
+  NOTIFICATION_URL: optionalUrl({ doc: 'Base URL of the notification service.', protocols: ['http', 'https'] }),
+} as const;
+
+export type GatewayConfig = ConfigOf<typeof gatewayConfigSpec>;
+
+export function loadGatewayConfig(env: Record<string, string | undefined> = process.env): GatewayConfig {
+  return loadConfig(gatewayConfigSpec, env);
+}
+
+export function upstreamUrls(c: GatewayConfig): Partial<Record<Upstream, string>> {
+  const out: Partial<Record<Upstream, string>> = {};
+  if (c.IDENTITY_URL) out.identity = c.IDENTITY_URL;
+  if (c.CONSENT_URL) out.consent = c.CONSENT_URL;
+  if (c.CAREPLAN_URL) out['care-plan'] = c.CAREPLAN_URL;
+  if (c.AUDIT_URL) out.audit = c.AUDIT_URL;
+  if (c.NOTIFICATION_URL) out.notification = c.NOTIFICATION_URL;
+  return out;
+}

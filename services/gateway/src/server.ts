@@ -1,0 +1,19 @@
+import { closeOnSignals } from '@cmc/http';
+import { buildGateway } from './app';
+import { loadGatewayConfig, upstreamUrls } from './config';
+
+(async () => {
+  const config = loadGatewayConfig();
+  const app = await buildGateway({
+    upstreams: upstreamUrls(config),
+    timeoutMs: config.GATEWAY_TIMEOUT_MS,
+    bodyLimit: config.BODY_LIMIT_BYTES,
+    logger: { level: config.LOG_LEVEL },
+  });
+  const url = await app.listen({ host: config.HOST, port: config.GATEWAY_PORT });
+  app.log.info(`gateway listening at ${url}`);
+  closeOnSignals(() => app.close(), app.log);
+})().catch((err: unknown) => {
+  process.stderr.write(`gateway failed to start: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});
