@@ -50,12 +50,13 @@ export class JwksKeys {
 
   private async refresh(): Promise<void> {
     if (!('url' in this.source)) return;
+    // Counted from the attempt, not the success: an issuer that is down is asked once per cooldown too.
+    this.lastFetch = Date.now();
     const res = await fetch(this.source.url, { signal: AbortSignal.timeout(this.opts.timeoutMs ?? 5000) });
     if (!res.ok) throw new Error(`JWKS answered ${res.status}`);
     const body = (await res.json()) as { keys?: Jwk[] };
     if (!Array.isArray(body.keys)) throw new Error('JWKS has no keys');
     this.keys = JwksKeys.index(body.keys);
-    this.lastFetch = Date.now();
   }
 
   /** The PEM of the key with this kid, or undefined when the issuer does not (or no longer) publish it. */

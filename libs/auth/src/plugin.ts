@@ -39,7 +39,10 @@ const JWT_ERRORS: Record<string, string> = {
   FST_JWT_BAD_REQUEST: 'Authorization header must be of the form Bearer <token>',
   FST_JWT_AUTHORIZATION_TOKEN_EXPIRED: 'token has expired',
   FST_JWT_AUTHORIZATION_TOKEN_UNTRUSTED: 'token is not trusted',
-  FST_JWT_AUTHORIZATION_TOKEN_UNSIGNED: 'token is not signed',
+  // @fastify/jwt's code for a token whose signature is missing (not FST_JWT_...).
+  FAST_JWT_MISSING_SIGNATURE: 'token is not signed',
+  // fast-jwt's own error ("The token will be active at ..."), which @fastify/jwt passes on unwrapped.
+  FAST_JWT_INACTIVE: 'token is not yet valid (nbf)',
 };
 
 function describeJwtError(e: unknown): string {
@@ -47,7 +50,6 @@ function describeJwtError(e: unknown): string {
   const known = err.code ? JWT_ERRORS[err.code] : undefined;
   if (known) return known;
   const m = err.message ?? '';
-  if (/not active yet/i.test(m)) return 'token is not yet valid (nbf)';
   if (/iss/i.test(m)) return 'token has the wrong issuer';
   if (/aud/i.test(m)) return 'token has the wrong audience';
   if (/algorithm/i.test(m)) return 'token algorithm is not allowed';

@@ -31,7 +31,7 @@ type Opts<T> = { doc: string; default?: T; defaultDoc?: string; secret?: boolean
 
 function make<T>(opts: Opts<T>, parse: (raw: string) => T): Setting<T> {
   const s: Setting<T> = { doc: opts.doc, parse };
-  if ('default' in opts) s.default = opts.default as T;
+  if ('default' in opts) s.default = opts.default;
   if (opts.defaultDoc !== undefined) s.defaultDoc = opts.defaultDoc;
   if (opts.secret) s.secret = true;
   return s;

@@ -96,7 +96,7 @@ export class KafkaTransport implements Transport {
       autoCommit: true,
       autoCommitInterval: 1000,
       partitionsConsumedConcurrently: 3,
-      eachMessage: async ({ topic, partition, message, heartbeat }) => {
+      eachMessage: async ({ topic, partition, message }) => {
         const headers: Record<string, string> = {};
         for (const [k, v] of Object.entries(message.headers ?? {})) {
           if (v !== undefined) headers[k] = Array.isArray(v) ? String(v[0]) : String(v);
@@ -110,7 +110,6 @@ export class KafkaTransport implements Transport {
           headers,
         };
         await opts.onMessage(msg);
-        await heartbeat();
       },
     });
     return {

@@ -1,8 +1,8 @@
 import type { Database } from '@cmc/db';
 import { sql, type Selectable } from 'kysely';
-import type pg from 'pg';
 import type { Logger } from 'pino';
 import { outboxChannel } from './outbox';
+import { PgListener } from './pg-listener';
 import type { EventsTables } from './tables';
 import { backoffMs, sleep, type OutgoingMessage, type Transport } from './transport';
 
@@ -47,33 +47,18 @@ export class OutboxRelay {
   readonly stats: RelayStats = { sent: 0, batches: 0, failures: 0 };
   private readonly stopping = new AbortController();
   private loop: Promise<void> | undefined;
-  private listener: pg.PoolClient | undefined;
+  private readonly listener: PgListener;
   private wake: (() => void) | undefined;
   private lastPurge = 0;
 
-  constructor(private readonly opts: RelayOptions) {}
+  constructor(private readonly opts: RelayOptions) {
+    this.listener = new PgListener(opts.database.pool, outboxChannel(opts.database.schema), () => this.wake?.());
+  }
 
   start(): void {
     if (this.loop) return;
-    void this.listen();
+    this.listener.start();
     this.loop = this.run();
-  }
-
-  private async listen(): Promise<void> {
-    if (this.stopping.signal.aborted) return;
-    try {
-      const client = await this.opts.database.pool.connect();
-      client.on('notification', () => this.wake?.());
-      client.on('error', () => {
-        client.release(true);
-        if (this.listener === client) this.listener = undefined;
-        setTimeout(() => void this.listen(), 1000).unref();
-      });
-      await client.query(`listen ${outboxChannel(this.opts.database.schema)}`);
-      this.listener = client;
-    } catch {
-      setTimeout(() => void this.listen(), 1000).unref();
-    }
   }
 
   private waitForWork(ms: number): Promise<void> {
@@ -94,7 +79,7 @@ export class OutboxRelay {
     let failures = 0;
     const batchSize = this.opts.batchSize ?? 200;
     while (!this.stopping.signal.aborted) {
-      let sent = 0;
+      let sent: number;
       try {
         sent = await this.runOnce();
         failures = 0;
@@ -149,9 +134,6 @@ export class OutboxRelay {
     this.stopping.abort();
     await this.loop;
     this.loop = undefined;
-    if (this.listener) {
-      this.listener.release();
-      this.listener = undefined;
-    }
+    this.listener.close();
   }
 }

@@ -1,7 +1,7 @@
 import { createDatabase, migrateToLatest, type Database, type Migration } from '@cmc/db';
 import { sql, type Kysely, type Generated } from 'kysely';
-import type pg from 'pg';
 import type { Logger } from 'pino';
+import { PgListener } from './pg-listener';
 import { backoffMs, sleep, type IncomingMessage, type OutgoingMessage, type SubscribeOptions, type Subscription, type Transport } from './transport';
 
 /**
@@ -68,7 +68,7 @@ export class SqlTransport implements Transport {
   private readonly schema: string;
   private readonly channel: string;
   private readonly waiters = new Set<() => void>();
-  private listener: pg.PoolClient | undefined;
+  private listener: PgListener | undefined;
   private readonly stopping = new AbortController();
   private readonly loops = new Set<Promise<void>>();
   private started = false;
@@ -83,26 +83,9 @@ export class SqlTransport implements Transport {
     if (this.started) return;
     this.started = true;
     await migrateToLatest(this.database.db as Kysely<unknown>, this.schema, busMigrations);
-    await this.listen();
+    this.listener = new PgListener(this.database.pool, this.channel, () => this.wakeAll());
+    this.listener.start();
     this.track(this.purgeLoop());
-  }
-
-  private async listen(): Promise<void> {
-    try {
-      const client = await this.database.pool.connect();
-      client.on('notification', () => this.wakeAll());
-      client.on('error', () => {
-        // The connection broke (e.g. the server restarted): readers fall back to polling until we listen again.
-        client.release(true);
-        if (this.listener === client) this.listener = undefined;
-        if (!this.stopping.signal.aborted) setTimeout(() => void this.listen(), 1000).unref();
-      });
-      await client.query(`listen ${this.channel}`);
-      this.listener = client;
-    } catch (e) {
-      this.opts.logger.warn({ err: e }, 'bus: cannot listen for notifications; polling');
-      if (!this.stopping.signal.aborted) setTimeout(() => void this.listen(), 1000).unref();
-    }
   }
 
   private wakeAll(): void {
@@ -158,7 +141,7 @@ export class SqlTransport implements Transport {
   private async readLoop(opts: SubscribeOptions, topic: string, stop: AbortSignal): Promise<void> {
     let failures = 0;
     while (!stop.aborted && !this.stopping.signal.aborted) {
-      let handled = 0;
+      let handled: number;
       try {
         handled = await this.readBatch(opts, topic);
         failures = 0;
@@ -175,7 +158,7 @@ export class SqlTransport implements Transport {
   /** Delivers the next batch of one topic to one group; returns how many messages were handled. */
   private async readBatch(opts: SubscribeOptions, topic: string): Promise<number> {
     const batchSize = this.opts.batchSize ?? 100;
-    let failure: unknown;
+    let failure: Error | undefined;
     const handled = await this.database.db.transaction().execute(async (trx) => {
       // One reader per group and topic at a time, across processes: the group's "partition assignment".
       const lock = await sql<{ ok: boolean }>`select pg_try_advisory_xact_lock(hashtext(${`cmc.bus.read.${this.schema}.${opts.groupId}.${topic}`})) as ok`.execute(trx);
@@ -212,7 +195,7 @@ export class SqlTransport implements Transport {
             headers: JSON.parse(row.headers) as Record<string, string>,
           } satisfies IncomingMessage);
         } catch (e) {
-          failure = e;
+          failure = e instanceof Error ? e : new Error(typeof e === 'string' ? e : 'message handler failed');
           break;
         }
         done++;
@@ -228,7 +211,7 @@ export class SqlTransport implements Transport {
       }
       return done;
     });
-    if (failure !== undefined) throw failure;
+    if (failure) throw failure;
     return handled;
   }
 
@@ -261,10 +244,7 @@ export class SqlTransport implements Transport {
     this.stopping.abort();
     this.wakeAll();
     await Promise.allSettled([...this.loops]);
-    if (this.listener) {
-      this.listener.release();
-      this.listener = undefined;
-    }
+    this.listener?.close();
     await this.database.close();
   }
 }

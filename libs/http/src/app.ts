@@ -77,7 +77,9 @@ export async function createApp(opts: AppOptions): Promise<FastifyInstance> {
     sendOutcome(reply, 404, [{ code: 'not-found', diagnostics: `no route for ${request.method} ${redactUrl(request.url.split('?')[0] ?? '')}` }]),
   );
 
-  // FHIR's media type, parsed as JSON with prototype-poisoning protection; anything else is a 415.
+  // JSON only: FHIR's media type and plain JSON, parsed with prototype-poisoning protection; anything else
+  // (Fastify would otherwise take text/plain) is a 415.
+  app.removeContentTypeParser('text/plain');
   app.addContentTypeParser(['application/fhir+json', 'application/json+fhir'], { parseAs: 'string' }, app.getDefaultJsonParser('error', 'error'));
 
   app.addHook('onRequest', (request, reply, done) => {

@@ -5,14 +5,19 @@
  */
 export function redactUrl(url: string): string {
   const q = url.indexOf('?');
-  const path = (q === -1 ? url : url.slice(0, q)).replace(/\d{6,}/g, (m) => '*'.repeat(m.length));
+  const path = maskDigits(q === -1 ? url : url.slice(0, q));
   if (q === -1) return path;
+  // Names are kept, but masked too: a parameter sent without `=` (`?9434765919`) has only a name.
   const names = url
     .slice(q + 1)
     .split('&')
     .filter((p) => p.length > 0)
-    .map((p) => `${decodeSafe(p.split('=')[0] ?? '')}=*`);
+    .map((p) => `${maskDigits(decodeSafe(p.split('=')[0] ?? ''))}=*`);
   return `${path}?${names.join('&')}`;
+}
+
+function maskDigits(s: string): string {
+  return s.replace(/\d{6,}/g, (m) => '*'.repeat(m.length));
 }
 
 function decodeSafe(s: string): string {

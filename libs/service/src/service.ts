@@ -52,6 +52,36 @@ export interface RunningService<DB extends EventsTables> extends ServiceContext<
 }
 
 /**
+ * The service's Fastify app: health (database and transport), auth, and the service's routes. Connects to
+ * nothing itself, so it can also be built to print the OpenAPI document.
+ */
+export async function buildServiceApp<DB extends EventsTables>(
+  def: ServiceDefinition<DB>,
+  ctx: ServiceContext<DB>,
+  opts: Pick<StartOptions, 'jwks' | 'logger'> = {},
+): Promise<FastifyInstance> {
+  const { config, database, transport } = ctx;
+  const app = await createApp({
+    service: def.name,
+    description: def.description,
+    bodyLimit: config.bodyLimit,
+    trustProxy: config.trustProxy,
+    logger: opts.logger === false ? false : { level: config.logLevel },
+    readiness: [
+      { name: 'database', check: () => databaseIsReady(database.db as Kysely<unknown>) },
+      { name: 'events', check: () => transport.isReady() },
+    ],
+  });
+  await app.register(authPlugin, {
+    issuer: config.auth.issuer,
+    audience: config.auth.audience,
+    jwks: opts.jwks ?? { url: config.auth.jwksUrl },
+  });
+  if (def.routes) await def.routes(app, ctx);
+  return app;
+}
+
+/**
  * Starts a service: database and migrations, transport, outbox relay, consumers, and the Fastify app with
  * auth, health and routes. Does not listen until asked.
  */
@@ -100,23 +130,7 @@ export async function startService<DB extends EventsTables>(
     }
 
     const ctx: ServiceContext<DB> = { config, database, transport, logger };
-    const app = await createApp({
-      service: def.name,
-      description: def.description,
-      bodyLimit: config.bodyLimit,
-      trustProxy: config.trustProxy,
-      logger: opts.logger === false ? false : { level: config.logLevel },
-      readiness: [
-        { name: 'database', check: () => databaseIsReady(database.db as Kysely<unknown>) },
-        { name: 'events', check: () => transport.isReady() },
-      ],
-    });
-    await app.register(authPlugin, {
-      issuer: config.auth.issuer,
-      audience: config.auth.audience,
-      jwks: opts.jwks ?? { url: config.auth.jwksUrl },
-    });
-    if (def.routes) await def.routes(app, ctx);
+    const app = await buildServiceApp(def, ctx, opts);
     closeInOrder(app, [...started].reverse());
     await app.ready();
 
