@@ -48,7 +48,7 @@ export async function waitFor<T>(check: () => Promise<T | undefined | false>, ti
     } catch (e) {
       last = e;
     }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last instanceof Error ? `: ${last.message}` : ''}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
@@ -114,3 +114,6 @@ export class TestIssuer {
     return `Bearer ${this.token(claims)}`;
   }
 }
+
+export * from './events';
+export * from './services';

@@ -1,0 +1,180 @@
+import { consentService, type ConsentDB } from '@cmc/consent-service';
+import type { Transport } from '@cmc/events';
+import type { RunningService } from '@cmc/service';
+import { TestIssuer, newTransport, randomNhsNumber, startTestService } from '@cmc/test-support';
+import type { OperationOutcome } from 'fhir/r4';
+
+const validConsent = (nhsNumber: string): Record<string, unknown> => ({
+  resourceType: 'Consent',
+  status: 'active',
+  scope: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/consentscope', code: 'patient-privacy' }] },
+  category: [{ coding: [{ system: 'http://snomed.info/sct', code: '882921000000109' }] }],
+  patient: { identifier: { system: 'https://fhir.nhs.uk/Id/nhs-number', value: nhsNumber } },
+  dateTime: '2026-11-20T10:00:00Z',
+});
+
+describe('the consent API', () => {
+  const issuer = new TestIssuer();
+  const clinicianA = issuer.bearer({ role: 'clinician', org: 'A11111' });
+  const adminA = issuer.bearer({ role: 'administrator', org: 'A11111' });
+  const clinicianB = issuer.bearer({ role: 'clinician', org: 'B22222' });
+  const serviceTeam = issuer.bearer({ role: 'service-team', org: 'X26' });
+  const urgentCare = issuer.bearer({ role: 'urgent-care', org: 'RRU' });
+  let transport: Transport;
+  let svc: RunningService<ConsentDB>;
+
+  beforeAll(async () => {
+    transport = await newTransport('sql');
+    svc = await startTestService(consentService, { transport, issuer, env: { BODY_LIMIT_BYTES: '4096' } });
+  });
+
+  afterAll(async () => {
+    await svc?.close();
+    await transport?.close();
+  });
+
+  const post = (payload: unknown, headers: Record<string, string> = {}) =>
+    svc.app.inject({
+      method: 'POST',
+      url: '/fhir/R4/Consent',
+      headers: { authorization: clinicianA, 'content-type': 'application/fhir+json', ...headers },
+      payload: typeof payload === 'string' ? payload : JSON.stringify(payload),
+    });
+
+  /** Nothing of this patient was stored: no consent, no version, no event in the outbox. */
+  const expectNothingStored = async (nhsNumber: string) => {
+    const consents = await svc.database.db.selectFrom('consents').select('id').where('nhs_number', '=', nhsNumber).execute();
+    const outbox = await svc.database.db.selectFrom('outbox').select('id').where('key', '=', nhsNumber).execute();
+    expect(consents).toHaveLength(0);
+    expect(outbox).toHaveLength(0);
+  };
+
+  const issuesOf = (body: string) => (JSON.parse(body) as OperationOutcome).issue;
+
+  it('when a clinician records a consent, then 201 with Location, a weak ETag and the stored resource', async () => {
+    const nhs = randomNhsNumber();
+    const res = await post(validConsent(nhs));
+    expect(res.statusCode).toBe(201);
+    expect(res.headers['content-type']).toMatch(/^application\/fhir\+json/);
+    const body = res.json<{ id: string; meta: { versionId: string; lastUpdated: string }; patient: unknown; organization: unknown }>();
+    expect(body.id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(body.meta.versionId).toBe('1');
+    expect(res.headers.etag).toBe('W/"1"');
+    expect(res.headers.location).toMatch(new RegExp(`/fhir/R4/Consent/${body.id}/_history/1$`));
+    expect(body.patient).toEqual({ identifier: { system: 'https://fhir.nhs.uk/Id/nhs-number', value: nhs } });
+    expect(body.organization).toEqual([{ identifier: { system: 'https://fhir.nhs.uk/Id/ods-organization-code', value: 'A11111' } }]);
+    const versions = await svc.database.db.selectFrom('consent_versions').selectAll().where('id', '=', body.id).execute();
+    expect(versions).toHaveLength(1);
+  });
+
+  it('when the client prefers a minimal return, then 201 with Location and no body', async () => {
+    const res = await post(validConsent(randomNhsNumber()), { prefer: 'return=minimal', authorization: adminA });
+    expect(res.statusCode).toBe(201);
+    expect(res.headers.location).toBeDefined();
+    expect(res.body).toBe('');
+  });
+
+  it('when someone of the recording organisation or the service team reads it, then 200; another organisation gets 403, recorded as refused', async () => {
+    const nhs = randomNhsNumber();
+    const id = (await post(validConsent(nhs))).json<{ id: string }>().id;
+    const read = (auth: string) => svc.app.inject({ method: 'GET', url: `/fhir/R4/Consent/${id}`, headers: { authorization: auth } });
+    const own = await read(adminA);
+    expect(own.statusCode).toBe(200);
+    expect(own.headers.etag).toBe('W/"1"');
+    expect(own.json<{ id: string }>().id).toBe(id);
+    expect((await read(serviceTeam)).statusCode).toBe(200);
+    const other = await read(clinicianB);
+    expect(other.statusCode).toBe(403);
+    const accesses = await svc.database.db.selectFrom('outbox').select('payload').where('key', '=', nhs).where('type', '=', 'cmc.access.recorded.v1').execute();
+    const outcomes = accesses.map((a) => (JSON.parse(a.payload) as { data: { interaction: string; outcome: string } }).data);
+    expect(outcomes).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ interaction: 'create', outcome: 'allowed' }),
+        expect.objectContaining({ interaction: 'read', outcome: 'allowed' }),
+        expect.objectContaining({ interaction: 'read', outcome: 'refused' }),
+      ]),
+    );
+    expect(outcomes).toHaveLength(4);
+  });
+
+  it('when the consent does not exist, then 404 OperationOutcome', async () => {
+    const res = await svc.app.inject({ method: 'GET', url: '/fhir/R4/Consent/00000000-0000-4000-8000-000000000000', headers: { authorization: clinicianA } });
+    expect(res.statusCode).toBe(404);
+    expect(issuesOf(res.body)[0]?.code).toBe('not-found');
+  });
+
+  it('when the body has an unknown element, then 400 naming it, and nothing is stored', async () => {
+    const nhs = randomNhsNumber();
+    const res = await post({ ...validConsent(nhs), colour: 'blue' });
+    expect(res.statusCode).toBe(400);
+    expect(issuesOf(res.body)).toEqual([expect.objectContaining({ code: 'structure', expression: ['Consent.colour'] })]);
+    await expectNothingStored(nhs);
+  });
+
+  it('when the NHS number fails its check digit, then 400 naming the identifier, and nothing is stored', async () => {
+    const good = randomNhsNumber();
+    const bad = `${good.slice(0, 9)}${(Number(good[9]) + 1) % 10}`;
+    const res = await post(validConsent(bad));
+    expect(res.statusCode).toBe(400);
+    expect(issuesOf(res.body)).toEqual([
+      expect.objectContaining({ expression: ['Consent.patient.identifier.value'], diagnostics: expect.stringMatching(/check digit/) as unknown }),
+    ]);
+    await expectNothingStored(bad);
+  });
+
+  it('when several things are wrong, then each is named in one OperationOutcome', async () => {
+    const nhs = randomNhsNumber();
+    const res = await post({
+      ...validConsent('123'),
+      patient: { identifier: { system: 'urn:oid:1.2.3', value: '123' } },
+      dateTime: new Date(Date.now() + 86_400_000).toISOString(),
+    });
+    expect(res.statusCode).toBe(400);
+    const expressions = issuesOf(res.body).flatMap((i) => i.expression ?? []);
+    expect(expressions).toEqual(expect.arrayContaining(['Consent.patient.identifier.value', 'Consent.patient.identifier.system', 'Consent.dateTime']));
+    await expectNothingStored(nhs);
+  });
+
+  it('when a required element is missing or has the wrong type, then 400 naming it', async () => {
+    const nhs = randomNhsNumber();
+    const { patient: _p, ...noPatient } = validConsent(nhs);
+    const missing = await post(noPatient);
+    expect(missing.statusCode).toBe(400);
+    expect(issuesOf(missing.body)).toEqual([expect.objectContaining({ code: 'required', expression: ['Consent.patient'] })]);
+    const wrongType = await post({ ...validConsent(nhs), category: 'consent' });
+    expect(wrongType.statusCode).toBe(400);
+    expect(issuesOf(wrongType.body)[0]?.expression).toEqual(['Consent.category']);
+    await expectNothingStored(nhs);
+  });
+
+  it('when the status is not active, then 400', async () => {
+    const nhs = randomNhsNumber();
+    const res = await post({ ...validConsent(nhs), status: 'inactive' });
+    expect(res.statusCode).toBe(400);
+    expect(issuesOf(res.body)[0]?.expression).toEqual(['Consent.status']);
+    await expectNothingStored(nhs);
+  });
+
+  it('when the body is not JSON, then 400; when the content type is not JSON, 415; when it is too big, 413; nothing is stored', async () => {
+    const nhs = randomNhsNumber();
+    const malformed = await post(`{"resourceType":"Consent","patient":{"identifier":{"value":"${nhs}"`);
+    expect(malformed.statusCode).toBe(400);
+    expect(issuesOf(malformed.body)[0]?.diagnostics).toMatch(/not valid JSON/);
+    const xml = await post(`<Consent><patient>${nhs}</patient></Consent>`, { 'content-type': 'application/fhir+xml' });
+    expect(xml.statusCode).toBe(415);
+    const huge = await post({ ...validConsent(nhs), category: Array.from({ length: 10 }, () => ({ text: 'x'.repeat(1000) })) });
+    expect(huge.statusCode).toBe(413);
+    for (const r of [malformed, xml, huge]) expect(r.headers['content-type']).toMatch(/^application\/fhir\+json/);
+    await expectNothingStored(nhs);
+  });
+
+  it('when there is no token, then 401; when the role may not record consent, then 403; nothing is stored', async () => {
+    const nhs = randomNhsNumber();
+    const anonymous = await svc.app.inject({ method: 'POST', url: '/fhir/R4/Consent', headers: { 'content-type': 'application/fhir+json' }, payload: validConsent(nhs) });
+    expect(anonymous.statusCode).toBe(401);
+    expect(anonymous.headers['www-authenticate']).toBe('Bearer');
+    const forbidden = await post(validConsent(nhs), { authorization: urgentCare });
+    expect(forbidden.statusCode).toBe(403);
+    await expectNothingStored(nhs);
+  });
+});
