@@ -11,7 +11,7 @@ free_port() { node -e 'const s=require("net").createServer().listen(0,"127.0.0.1
 gw=$(free_port); pgp=$(free_port); cp_=$(free_port); cs=$(free_port)
 log="$dir/platform.log"
 env -u DATABASE_URL -u KAFKA_BROKERS -u EVENT_TRANSPORT CMC_DATA_DIR="$dir/data" GATEWAY_PORT="$gw" EMBEDDED_PG_PORT="$pgp" \
-  CONSENT_PORT="$cs" CAREPLAN_PORT="$cp_" LOG_LEVEL=warn node services/embedded/dist/main.js >"$log" 2>&1 &
+  CONSENT_PORT="$cs" CAREPLAN_PORT="$cp_" LOG_LEVEL=warn node --disable-warning=TimeoutNegativeWarning services/embedded/dist/main.js >"$log" 2>&1 &
 pid=$!
 cleanup() { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$dir"; }
 trap cleanup EXIT

@@ -8,16 +8,8 @@ import { TOPICS } from '@cmc/contracts';
 import { consentService, type ConsentDB } from '@cmc/consent-service';
 import { toMessage, type Transport } from '@cmc/events';
 import type { RunningService } from '@cmc/service';
-import { TRANSPORTS, TestIssuer, collect, newTransport, randomNhsNumber, startTestService, waitFor, waitForMessages } from '@cmc/test-support';
+import { TRANSPORTS, TestIssuer, aConsent, collect, newTransport, randomNhsNumber, startTestService, waitFor, waitForMessages } from '@cmc/test-support';
 
-const consentBody = (nhsNumber: string, dateTime = new Date(Date.now() - 60_000).toISOString()) => ({
-  resourceType: 'Consent',
-  status: 'active',
-  scope: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/consentscope', code: 'patient-privacy' }] },
-  category: [{ coding: [{ system: 'http://snomed.info/sct', code: '882921000000109', display: 'Consent given by patient' }] }],
-  patient: { identifier: { system: 'https://fhir.nhs.uk/Id/nhs-number', value: nhsNumber } },
-  dateTime,
-});
 
 describe.each(TRANSPORTS)('consent reaches the care-plan projection over the %s transport', (kind) => {
   const issuer = new TestIssuer();
@@ -31,7 +23,7 @@ describe.each(TRANSPORTS)('consent reaches the care-plan projection over the %s 
       method: 'POST',
       url: '/fhir/R4/Consent',
       headers: { authorization: clinician, 'content-type': 'application/fhir+json' },
-      payload: consentBody(nhsNumber, dateTime),
+      payload: aConsent(nhsNumber, dateTime ? { dateTime } : {}),
     });
     expect(res.statusCode).toBe(201);
     return res.json<{ id: string }>();

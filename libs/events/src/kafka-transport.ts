@@ -1,4 +1,4 @@
-import { Kafka, logLevel, type Admin, type Consumer, type LogEntry, type Producer } from 'kafkajs';
+import { Kafka, Partitioners, logLevel, type Admin, type Consumer, type LogEntry, type Producer } from 'kafkajs';
 import type { Logger } from 'pino';
 import type { IncomingMessage, OutgoingMessage, SubscribeOptions, Subscription, Transport } from './transport';
 
@@ -19,7 +19,9 @@ function kafkaLogCreator(logger: Logger) {
       // kafkajs messages carry broker and group details, never message values.
       const { message, ...rest } = log;
       const fields = { kafka: { ...rest, timestamp: undefined, logger: undefined } };
-      if (level === logLevel.ERROR) logger.error(fields, message);
+      // Expected: the relay bounds the producer's retries and re-sends the batch itself (at least once).
+      if (message.startsWith('Limiting retries for the idempotent producer')) logger.debug(fields, message);
+      else if (level === logLevel.ERROR) logger.error(fields, message);
       else if (level === logLevel.WARN) logger.warn(fields, message);
       else logger.debug(fields, message);
     };
@@ -57,7 +59,13 @@ export class KafkaTransport implements Transport {
   async start(): Promise<void> {
     if (this.producer) return;
     // Idempotent producer: a retried send is not written twice, and order per partition holds.
-    const producer = this.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+    // The Java client's partitioner (murmur2 of the key), so other Kafka clients agree on a patient's partition.
+    const producer = this.kafka.producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+      allowAutoTopicCreation: false,
+      createPartitioner: Partitioners.DefaultPartitioner,
+    });
     await producer.connect();
     this.producer = producer;
     const admin = this.kafka.admin();

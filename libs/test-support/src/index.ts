@@ -117,3 +117,4 @@ export class TestIssuer {
 
 export * from './events';
 export * from './services';
+export * from './builders';

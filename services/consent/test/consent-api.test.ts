@@ -1,17 +1,10 @@
 import { consentService, type ConsentDB } from '@cmc/consent-service';
 import type { Transport } from '@cmc/events';
 import type { RunningService } from '@cmc/service';
-import { TestIssuer, newTransport, randomNhsNumber, startTestService } from '@cmc/test-support';
+import { TestIssuer, aConsent, newTransport, randomNhsNumber, startTestService } from '@cmc/test-support';
 import type { OperationOutcome } from 'fhir/r4';
 
-const validConsent = (nhsNumber: string): Record<string, unknown> => ({
-  resourceType: 'Consent',
-  status: 'active',
-  scope: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/consentscope', code: 'patient-privacy' }] },
-  category: [{ coding: [{ system: 'http://snomed.info/sct', code: '882921000000109' }] }],
-  patient: { identifier: { system: 'https://fhir.nhs.uk/Id/nhs-number', value: nhsNumber } },
-  dateTime: '2026-11-20T10:00:00Z',
-});
+const validConsent = (nhsNumber: string) => aConsent(nhsNumber);
 
 describe('the consent API', () => {
   const issuer = new TestIssuer();

@@ -6,7 +6,7 @@
 import { startPlatform, type Platform } from '@cmc/embedded';
 import { findConsentProjection, type CarePlanDB } from '@cmc/care-plan-service';
 import type { Database } from '@cmc/db';
-import { TestIssuer, randomNhsNumber, waitFor } from '@cmc/test-support';
+import { TestIssuer, aConsent, randomNhsNumber, waitFor } from '@cmc/test-support';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
@@ -57,14 +57,7 @@ describe('the embedded platform', () => {
     const created = await fetch(`${platform.gatewayUrl}/fhir/R4/Consent`, {
       method: 'POST',
       headers: { 'content-type': 'application/fhir+json', authorization: issuer.bearer({ role: 'clinician', org: 'A11111' }) },
-      body: JSON.stringify({
-        resourceType: 'Consent',
-        status: 'active',
-        scope: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/consentscope', code: 'patient-privacy' }] },
-        category: [{ coding: [{ system: 'http://snomed.info/sct', code: '882921000000109' }] }],
-        patient: { identifier: { system: 'https://fhir.nhs.uk/Id/nhs-number', value: nhs } },
-        dateTime: '2026-11-01T09:00:00Z',
-      }),
+      body: JSON.stringify(aConsent(nhs)),
     });
     expect(created.status).toBe(201);
     // The Location names the gateway, the one base URL clients know.
