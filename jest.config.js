@@ -4,7 +4,7 @@
  * @type {import('jest').Config}
  */
 const moduleNameMapper = {
-  '^@cmc/(fhir|config|db|contracts|events|http|auth|service|test-support|embedded-pg)$': '<rootDir>/libs/$1/src',
+  '^@cmc/(fhir|config|db|contracts|events|http|auth|service|test-support|embedded-pg|logging)$': '<rootDir>/libs/$1/src',
   '^@cmc/consent-service$': '<rootDir>/services/consent/src',
   '^@cmc/care-plan-service$': '<rootDir>/services/care-plan/src',
   '^@cmc/gateway$': '<rootDir>/services/gateway/src',

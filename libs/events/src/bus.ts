@@ -1,6 +1,6 @@
 import { ALL_TOPICS } from '@cmc/contracts';
 import { list, oneOf, optionalStr, optionalUrl, int, str, type ConfigOf } from '@cmc/config';
-import type { Logger } from 'pino';
+import type { Logger } from '@cmc/logging';
 import { KafkaTransport } from './kafka-transport';
 import { SqlTransport } from './sql-transport';
 import type { Transport } from './transport';

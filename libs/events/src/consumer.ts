@@ -1,7 +1,7 @@
 import { assertValidEvent, ContractError, dlqTopic, type CloudEvent, type EventType } from '@cmc/contracts';
 import type { Database } from '@cmc/db';
 import type { Transaction } from 'kysely';
-import type { Logger } from 'pino';
+import { safeError, type Logger } from '@cmc/logging';
 import type { EventsTables } from './tables';
 import { backoffMs, sleep, type IncomingMessage, type Subscription, type Transport } from './transport';
 
@@ -42,17 +42,19 @@ export function isInfrastructureError(e: unknown): boolean {
   const code = (e as { code?: unknown }).code;
   if (typeof code === 'string') {
     if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN'].includes(code)) return true;
-    // SQLSTATE classes: 08 connection, 53 resources, 57 operator intervention (e.g. shutdown); 40001/40P01 retryable.
-    if (/^(08|53|57)/.test(code) || code === '40001' || code === '40P01') return true;
+    // SQLSTATE: class 08 (connection), 57P01-57P03 (shutdown, crash, cannot connect now), 53300 (too many
+    // connections), 40001 and 40P01 (serialization failure, deadlock: retry). Not 57014 (statement timeout):
+    // a message that times out every time is the message's problem and must reach the DLQ.
+    if (/^08/.test(code) || ['57P01', '57P02', '57P03', '53300', '40001', '40P01'].includes(code)) return true;
   }
   const msg = (e as { message?: unknown }).message;
   return typeof msg === 'string' && /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(msg);
 }
 
-/** A short reason for logs and dead letters: the error's class and message, never the message payload. */
+/** A short reason for logs and dead letters: the error's class and scrubbed message, never the payload. */
 function reasonOf(e: unknown): string {
-  if (e instanceof Error) return `${e.name}: ${e.message}`.slice(0, 2000);
-  return String(e).slice(0, 2000);
+  const s = safeError(e);
+  return `${s.type}: ${s.message}`;
 }
 
 /**
@@ -109,7 +111,7 @@ export class EventConsumer<DB extends EventsTables> {
         if (this.stopping.signal.aborted) throw e;
         if (isInfrastructureError(e)) {
           // Not the message's fault: leave it to be delivered again once things recover.
-          this.opts.logger.warn({ err: e, eventId: event.id, eventType: event.type }, 'consumer: infrastructure error; message will be redelivered');
+          this.opts.logger.warn({ err: safeError(e), eventId: event.id, eventType: event.type }, 'consumer: infrastructure error; message will be redelivered');
           await sleep(backoffMs(attempt, this.opts.backoffBaseMs ?? 200, this.opts.backoffCapMs ?? 5000), this.stopping.signal);
           throw e;
         }

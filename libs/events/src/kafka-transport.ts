@@ -1,5 +1,5 @@
 import { Kafka, Partitioners, logLevel, type Admin, type Consumer, type LogEntry, type Producer } from 'kafkajs';
-import type { Logger } from 'pino';
+import { safeError, type Logger } from '@cmc/logging';
 import type { IncomingMessage, OutgoingMessage, SubscribeOptions, Subscription, Transport } from './transport';
 
 export interface KafkaTransportOptions {
@@ -16,12 +16,12 @@ export interface KafkaTransportOptions {
 function kafkaLogCreator(logger: Logger) {
   return () =>
     ({ level, log }: LogEntry) => {
-      // kafkajs messages carry broker and group details, never message values.
-      const { message, ...rest } = log;
-      const fields = { kafka: { ...rest, timestamp: undefined, logger: undefined } };
-      // Expected: the relay bounds the producer's retries and re-sends the batch itself (at least once).
-      if (message.startsWith('Limiting retries for the idempotent producer')) logger.debug(fields, message);
-      else if (level === logLevel.ERROR) logger.error(fields, message);
+      // kafkajs adds the error that a message handler threw (with its stack) to some entries; handler errors
+      // can quote patient data, so only a sanitised form of any error is kept, and nothing else free-form.
+      const { message, error, stack: _stack, timestamp: _t, logger: _l, ...rest } = log as LogEntry['log'] & { error?: unknown; stack?: unknown };
+      const fields: Record<string, unknown> = { kafka: rest };
+      if (error !== undefined) fields.err = safeError(typeof error === 'string' ? new Error(error) : error);
+      if (level === logLevel.ERROR) logger.error(fields, message);
       else if (level === logLevel.WARN) logger.warn(fields, message);
       else logger.debug(fields, message);
     };

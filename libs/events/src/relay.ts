@@ -1,6 +1,6 @@
 import type { Database } from '@cmc/db';
 import { sql, type Selectable } from 'kysely';
-import type { Logger } from 'pino';
+import type { Logger } from '@cmc/logging';
 import { outboxChannel } from './outbox';
 import { PgListener } from './pg-listener';
 import type { EventsTables } from './tables';

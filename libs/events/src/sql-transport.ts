@@ -1,6 +1,6 @@
 import { createDatabase, migrateToLatest, type Database, type Migration } from '@cmc/db';
 import { sql, type Kysely, type Generated } from 'kysely';
-import type { Logger } from 'pino';
+import type { Logger } from '@cmc/logging';
 import { PgListener } from './pg-listener';
 import { backoffMs, sleep, type IncomingMessage, type OutgoingMessage, type SubscribeOptions, type Subscription, type Transport } from './transport';
 

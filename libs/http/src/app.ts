@@ -1,11 +1,12 @@
 import swagger from '@fastify/swagger';
 import Ajv from 'ajv';
 import addFormats from 'ajv-formats';
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { randomUUID } from 'node:crypto';
-import type { LoggerOptions } from 'pino';
+import { createLogger, type Logger } from '@cmc/logging';
+import type { DestinationStream } from 'pino';
 import { errorHandler, sendOutcome } from './errors';
-import { REDACT_PATHS, redactUrl } from './redact';
+import { redactUrl } from './redact';
 
 export interface ReadinessCheck {
   name: string;
@@ -19,8 +20,8 @@ export interface AppOptions {
   description?: string;
   /** Largest request body in bytes (default 1 MiB). */
   bodyLimit?: number;
-  /** pino options, or false for no logs (tests); level defaults to info. */
-  logger?: LoggerOptions | false;
+  /** The logger (from @cmc/logging), or options to make one, or false for no logs (tests). */
+  logger?: Logger | { level?: string; stream?: DestinationStream } | false;
   /** What /health/ready checks, e.g. the database and the event transport. */
   readiness?: ReadinessCheck[];
   /** Ceiling on the time a request may take before the server answers 503 (default 30 s). */
@@ -46,20 +47,16 @@ addFormats(paramAjv);
  * limits, FHIR JSON parsing, health endpoints and OpenAPI. It never listens; `server.ts` does that.
  */
 export async function createApp(opts: AppOptions): Promise<FastifyInstance> {
-  const logger: FastifyServerOptions['logger'] =
+  const logger: Logger | undefined =
     opts.logger === false
-      ? false
-      : {
-          level: 'info',
-          ...opts.logger,
-          base: { service: opts.service },
-          redact: { paths: REDACT_PATHS, censor: '[redacted]' },
-          serializers: {
-            req: (req: { method: string; url: string; id: string; ip?: string }) => ({ method: req.method, url: redactUrl(req.url), id: req.id }),
-          },
-        };
+      ? undefined
+      : opts.logger && 'child' in opts.logger
+        ? opts.logger
+        : createLogger({ service: opts.service, ...(opts.logger?.level ? { level: opts.logger.level } : {}), ...(opts.logger?.stream ? { stream: opts.logger.stream } : {}) });
   const app = Fastify({
-    logger,
+    // The cast keeps the instance typed FastifyInstance<..., FastifyBaseLogger>, as every caller expects.
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion
+    ...(logger ? { loggerInstance: logger as FastifyBaseLogger } : { logger: false }),
     bodyLimit: opts.bodyLimit ?? 1024 * 1024,
     requestTimeout: opts.requestTimeoutMs ?? 30_000,
     genReqId: (req) => {

@@ -4,7 +4,7 @@ import { EventConsumer, OutboxRelay, startTransport, type EventsTables, type Han
 import { closeInOrder, createApp, type Closeable } from '@cmc/http';
 import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
-import pino, { type Logger } from 'pino';
+import { createLogger, type Logger } from '@cmc/logging';
 import type { ServiceConfig, ServiceIdentity } from './config';
 
 /** What a service hands its routes and consumers. */
@@ -58,7 +58,7 @@ export interface RunningService<DB extends EventsTables> extends ServiceContext<
 export async function buildServiceApp<DB extends EventsTables>(
   def: ServiceDefinition<DB>,
   ctx: ServiceContext<DB>,
-  opts: Pick<StartOptions, 'jwks' | 'logger'> = {},
+  opts: { jwks?: JwksSource; logger?: Logger | false } = {},
 ): Promise<FastifyInstance> {
   const { config, database, transport } = ctx;
   const app = await createApp({
@@ -66,7 +66,7 @@ export async function buildServiceApp<DB extends EventsTables>(
     description: def.description,
     bodyLimit: config.bodyLimit,
     trustProxy: config.trustProxy,
-    logger: opts.logger === false ? false : { level: config.logLevel },
+    logger: opts.logger === false ? false : (opts.logger ?? { level: config.logLevel }),
     readiness: [
       { name: 'database', check: () => databaseIsReady(database.db as Kysely<unknown>) },
       { name: 'events', check: () => transport.isReady() },
@@ -90,7 +90,7 @@ export async function startService<DB extends EventsTables>(
   config: ServiceConfig,
   opts: StartOptions = {},
 ): Promise<RunningService<DB>> {
-  const logger: Logger = opts.logger === false ? pino({ level: 'silent' }) : pino({ level: config.logLevel, base: { service: def.name } });
+  const logger: Logger = createLogger({ service: def.name, level: opts.logger === false ? 'silent' : config.logLevel });
   const database = createDatabase<DB>({ url: config.databaseUrl, schema: config.schema, poolMax: config.poolMax, applicationName: `cmc-${def.name}` });
   // Each resource is listed as it starts; closing goes in reverse: consumers, relay, transport, database.
   const started: Closeable[] = [{ name: 'database', close: () => database.close() }];
@@ -130,7 +130,7 @@ export async function startService<DB extends EventsTables>(
     }
 
     const ctx: ServiceContext<DB> = { config, database, transport, logger };
-    const app = await buildServiceApp(def, ctx, opts);
+    const app = await buildServiceApp(def, ctx, { ...opts, ...(opts.logger === false ? {} : { logger }) });
     closeInOrder(app, [...started].reverse());
     await app.ready();
 

@@ -2,7 +2,7 @@ import type { Jwk } from '@cmc/auth';
 import { nhsCheckDigit } from '@cmc/fhir';
 import { createSigner } from 'fast-jwt';
 import { generateKeyPairSync, randomBytes, randomUUID, type KeyObject } from 'node:crypto';
-import pino, { type Logger } from 'pino';
+import { createLogger, type Logger } from '@cmc/logging';
 
 /** The database of this test run (made by the global setup). */
 export function testDatabaseUrl(): string {
@@ -34,7 +34,7 @@ export function randomNhsNumber(): string {
 
 /** A logger that writes nothing (tests), or warnings and above to stderr with CMC_TEST_LOGS=1. */
 export function testLogger(): Logger {
-  return pino({ level: process.env.CMC_TEST_LOGS ? 'debug' : 'silent' });
+  return createLogger({ service: 'test', level: process.env.CMC_TEST_LOGS ? 'debug' : 'silent' });
 }
 
 /** Polls until `check` returns a value other than undefined/false, or fails after `timeoutMs`. */

@@ -3,7 +3,7 @@ import { eventsConfigSpec, SqlTransport, type EventsTables } from '@cmc/events';
 import { buildGateway, gatewayConfigSpec } from '@cmc/gateway';
 import { buildServiceApp, commonConfigSpec, describeServiceConfig, loadServiceConfig } from '@cmc/service';
 import { createDatabase } from '@cmc/db';
-import pino from 'pino';
+import { createLogger } from '@cmc/logging';
 import { embeddedConfigSpec, SERVICES } from './platform';
 
 /** The configuration reference (docs/configuration.md), made from the settings the code reads. */
@@ -48,8 +48,8 @@ export async function openApiDocuments(): Promise<Record<string, unknown>> {
   for (const def of SERVICES) {
     const config = loadServiceConfig(def, {});
     const database = createDatabase<EventsTables>({ url: config.databaseUrl, schema: config.schema });
-    const transport = new SqlTransport({ url: config.databaseUrl, logger: pino({ level: 'silent' }) });
-    const app = await buildServiceApp(def, { config, database, transport, logger: pino({ level: 'silent' }) }, { logger: false, jwks: { keys: [] } });
+    const transport = new SqlTransport({ url: config.databaseUrl, logger: createLogger({ service: 'docs', level: 'silent' }) });
+    const app = await buildServiceApp(def, { config, database, transport, logger: createLogger({ service: 'docs', level: 'silent' }) }, { logger: false, jwks: { keys: [] } });
     await app.ready();
     docs[def.name] = app.swagger();
     await app.close();

@@ -1,14 +1,14 @@
 import { createApp, sendOutcome } from '@cmc/http';
 import replyFrom from '@fastify/reply-from';
 import type { FastifyInstance } from 'fastify';
-import type { LoggerOptions } from 'pino';
+import type { Logger } from '@cmc/logging';
 import { ownerOf, type Upstream } from './routing';
 
 export interface GatewayOptions {
   upstreams: Partial<Record<Upstream, string>>;
   timeoutMs?: number;
   bodyLimit?: number;
-  logger?: LoggerOptions | false;
+  logger?: Logger | { level?: string } | false;
 }
 
 async function upstreamReady(base: string): Promise<boolean> {
