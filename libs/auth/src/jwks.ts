@@ -64,8 +64,12 @@ export class JwksKeys {
     const stale = Date.now() - this.lastFetch > (this.opts.maxAgeMs ?? 10 * 60 * 1000);
     const known = this.keys.get(kid);
     if (known && !stale) return known;
-    if ('url' in this.source && (stale || Date.now() - this.lastFetch > (this.opts.cooldownMs ?? 30_000))) {
-      this.inflight ??= this.refresh().finally(() => (this.inflight = undefined));
+    if (!('url' in this.source)) return known;
+    // Callers arriving while a fetch is under way share it; a new fetch starts only after the cooldown.
+    if (!this.inflight && (stale || Date.now() - this.lastFetch > (this.opts.cooldownMs ?? 30_000))) {
+      this.inflight = this.refresh().finally(() => (this.inflight = undefined));
+    }
+    if (this.inflight) {
       try {
         await this.inflight;
       } catch {

@@ -1,3 +1,5 @@
+import { isValidNhsNumber } from '@cmc/fhir';
+
 /** Roles of people (the implementation guide's rights), and of patients and proxy viewers. */
 export const ROLES = ['clinician', 'administrator', 'urgent-care', 'service-team', 'patient', 'proxy'] as const;
 export type Role = (typeof ROLES)[number];
@@ -33,25 +35,51 @@ export interface CmcClaims {
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' && v.length > 0 ? v : undefined);
 
-/** The principal of verified claims, or a reason they cannot make one. */
+const SUBJECT = /^[\x21-\x7e]{1,200}$/;
+/** ODS organisation codes: upper-case letters and digits. */
+export const ODS_CODE = /^[A-Z0-9]{3,10}$/;
+const REGISTRATION = /^[A-Z]{2,5}:[A-Za-z0-9]{1,20}$/;
+
+/**
+ * The principal of verified claims, or a reason they cannot make one. Every claim is checked for form, since
+ * it flows into access records and queries: a well-signed token with a malformed claim is still refused.
+ */
 export function principalOf(claims: CmcClaims): Principal | string {
   const subject = str(claims.sub);
   if (!subject) return 'token has no subject';
+  if (!SUBJECT.test(subject)) return 'token subject is malformed';
   const kind = claims.cmc_kind === 'client' ? 'client' : claims.cmc_kind === 'user' ? 'user' : undefined;
   if (!kind) return 'token does not say whether it is for a user or a client';
   const role = str(claims.cmc_role);
+  const patient = str(claims.cmc_patient);
+  // A system acts for its organisation through scopes; a role or a patient on its token would let it pass
+  // checks meant for people.
+  if (kind === 'client' && (claims.cmc_role !== undefined || claims.cmc_patient !== undefined || claims.cmc_reg !== undefined)) {
+    return 'client token carries claims only people may have';
+  }
   if (role !== undefined && !(ROLES as readonly string[]).includes(role)) return 'token names an unknown role';
   if (kind === 'user' && role === undefined) return 'user token has no role';
-  const p: Principal = { kind, subject, scopes: new Set((str(claims.scope) ?? '').split(' ').filter(Boolean)) };
+  const scope = claims.scope === undefined ? '' : str(claims.scope);
+  if (scope === undefined || scope.length > 2000) return 'token scope is malformed';
+  const p: Principal = { kind, subject, scopes: new Set(scope.split(' ').filter(Boolean)) };
   if (role) p.role = role as Role;
-  const org = str(claims.cmc_org);
-  if (org) p.organisation = org;
-  const patient = str(claims.cmc_patient);
-  if (patient) p.patient = patient;
+  if (claims.cmc_org !== undefined) {
+    const org = str(claims.cmc_org);
+    if (!org || !ODS_CODE.test(org)) return 'token organisation is not an ODS code';
+    p.organisation = org;
+  }
+  if (patient !== undefined || claims.cmc_patient !== undefined) {
+    if (!patient || !isValidNhsNumber(patient)) return 'token patient is not a valid NHS number';
+    p.patient = patient;
+  }
   if ((role === 'patient' || role === 'proxy') && !patient) return 'patient or proxy token names no patient';
-  const reg = str(claims.cmc_reg);
-  if (reg) p.registration = reg;
+  if (role !== 'patient' && role !== 'proxy' && patient) return 'only patient and proxy tokens name a patient';
+  if (claims.cmc_reg !== undefined) {
+    const reg = str(claims.cmc_reg);
+    if (!reg || !REGISTRATION.test(reg)) return 'token professional registration is malformed';
+    p.registration = reg;
+  }
   const jti = str(claims.jti);
-  if (jti) p.tokenId = jti;
+  if (jti) p.tokenId = jti.slice(0, 200);
   return p;
 }

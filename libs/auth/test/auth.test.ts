@@ -229,6 +229,21 @@ describe('authPlugin', () => {
       expectRefusal(await get('/clinical', bearer(issuer.token({ role: 'patient' }))), 401, 'patient or proxy token names no patient');
     });
 
+    it('when a client token carries a role, a patient or a registration, then 401 (a system cannot pose as a person)', async () => {
+      for (const extra of [{ cmc_role: 'service-team' }, { cmc_patient: '9434765919' }, { cmc_reg: 'GMC:1234567' }]) {
+        const token = issuer.token({ kind: 'client', scope: 'system/Flag.rs', org: 'A81001' }, extra);
+        expectRefusal(await get('/flags', bearer(token)), 401, 'client token carries claims only people may have');
+      }
+    });
+
+    it('when a claim is malformed, then 401 naming it', async () => {
+      expectRefusal(await get('/clinical', bearer(issuer.token({ role: 'clinician', org: 'not an ods code at all' }))), 401, 'token organisation is not an ODS code');
+      expectRefusal(await get('/clinical', bearer(issuer.token({ role: 'clinician', sub: 'x'.repeat(201) }))), 401, 'token subject is malformed');
+      expectRefusal(await get('/clinical', bearer(issuer.token({ role: 'patient', patient: '9434765918' }))), 401, 'token patient is not a valid NHS number');
+      expectRefusal(await get('/clinical', bearer(issuer.token({ role: 'clinician', patient: '9434765919' }))), 401, 'only patient and proxy tokens name a patient');
+      expectRefusal(await get('/clinical', bearer(issuer.token({ role: 'clinician' }, { cmc_reg: 'anything goes' }))), 401, 'token professional registration is malformed');
+    });
+
     it('when the token does not say user or client, then 401', async () => {
       const token = issuer.token({ role: 'clinician' }, { cmc_kind: 'robot' });
       expectRefusal(await get('/clinical', bearer(token)), 401, 'token does not say whether it is for a user or a client');
@@ -258,7 +273,7 @@ describe('authPlugin', () => {
     });
 
     it('when a client with a scope calls a route that allows only roles, then 403', async () => {
-      const token = issuer.token({ kind: 'client', sub: 'gp-system', scope: 'system/Flag.rs', role: 'clinician' });
+      const token = issuer.token({ kind: 'client', sub: 'gp-system', scope: 'system/Flag.rs' });
       expectRefusal(await get('/clinical', bearer(token)), 403);
     });
 
@@ -325,6 +340,13 @@ describe('JwksKeys', () => {
     jwksServer.keys = [oldKey.publicJwk];
     jwksServer.fetches = 0;
     jwksServer.failing = false;
+  });
+
+  it('when the issuer is down, then it is asked once per cooldown however many unknown kids arrive', async () => {
+    jwksServer.failing = true;
+    const keys = new JwksKeys({ url }, { cooldownMs: 60_000 });
+    for (const kid of ['a', 'b', 'c', oldKey.kid]) expect(await keys.get(kid)).toBeUndefined();
+    expect(jwksServer.fetches).toBe(1);
   });
 
   it('when given keys directly, then it finds them by kid, takes no symmetric keys and fetches nothing', async () => {

@@ -1,6 +1,18 @@
-import { Kafka, Partitioners, logLevel, type Admin, type Consumer, type LogEntry, type Producer } from 'kafkajs';
+import { CompressionTypes, Kafka, Partitioners, logLevel, type Admin, type Consumer, type LogEntry, type Producer } from 'kafkajs';
 import { safeError, type Logger } from '@cmc/logging';
-import type { IncomingMessage, OutgoingMessage, SubscribeOptions, Subscription, Transport } from './transport';
+import { PermanentPublishError, type IncomingMessage, type OutgoingMessage, type SubscribeOptions, type Subscription, type Transport } from './transport';
+
+/** Broker errors that are the message's fault: sending it again cannot succeed. */
+const MESSAGE_FAULTS = new Set(['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE', 'INVALID_RECORD', 'CORRUPT_MESSAGE']);
+
+function messageFault(e: unknown): string | undefined {
+  for (let cur: unknown = e, depth = 0; cur && depth < 4; depth++) {
+    const type = (cur as { type?: unknown }).type;
+    if (typeof type === 'string' && MESSAGE_FAULTS.has(type)) return type;
+    cur = (cur as { originalError?: unknown; cause?: unknown }).originalError ?? (cur as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
 
 export interface KafkaTransportOptions {
   brokers: string[];
@@ -59,9 +71,11 @@ export class KafkaTransport implements Transport {
   async start(): Promise<void> {
     if (this.producer) return;
     // Idempotent producer: a retried send is not written twice, and order per partition holds.
+    // Not the idempotent producer: after a timed-out send kafkajs keeps its sequence numbers and the broker
+    // can refuse every later batch for good (OUT_OF_ORDER_SEQUENCE_NUMBER). Duplicates are the consumers'
+    // business anyway (they are idempotent); one request in flight keeps the order per partition.
     // The Java client's partitioner (murmur2 of the key), so other Kafka clients agree on a patient's partition.
     const producer = this.kafka.producer({
-      idempotent: true,
       maxInFlightRequests: 1,
       allowAutoTopicCreation: false,
       createPartitioner: Partitioners.DefaultPartitioner,
@@ -79,13 +93,20 @@ export class KafkaTransport implements Transport {
     // One request per topic keeps the outbox order within each partition.
     const byTopic = new Map<string, OutgoingMessage[]>();
     for (const m of messages) byTopic.set(m.topic, [...(byTopic.get(m.topic) ?? []), m]);
-    await this.producer.sendBatch({
-      acks: -1,
-      topicMessages: [...byTopic].map(([topic, ms]) => ({
-        topic: this.physical(topic),
-        messages: ms.map((m) => ({ key: m.key, value: m.value, headers: m.headers })),
-      })),
-    });
+    try {
+      await this.producer.sendBatch({
+        acks: -1,
+        compression: CompressionTypes.GZIP,
+        topicMessages: [...byTopic].map(([topic, ms]) => ({
+          topic: this.physical(topic),
+          messages: ms.map((m) => ({ key: m.key, value: m.value, headers: m.headers })),
+        })),
+      });
+    } catch (e) {
+      const fault = messageFault(e);
+      if (fault) throw new PermanentPublishError(`Kafka refused the batch: ${fault}`, e);
+      throw e;
+    }
   }
 
   async subscribe(opts: SubscribeOptions): Promise<Subscription> {

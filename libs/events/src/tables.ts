@@ -11,6 +11,9 @@ export interface EventsTables {
     payload: string;
     created_at: Generated<Date>;
     sent_at: Date | null;
+    /** Set when the transport refused the event for good (see eventTablesV2). */
+    failed_at: Generated<Date | null>;
+    last_error: Generated<string | null>;
   };
   processed_events: {
     consumer: string;
@@ -77,4 +80,15 @@ export async function eventTablesV1(db: Kysely<unknown>): Promise<void> {
     .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
     .addUniqueConstraint('dead_letters_position', ['consumer', 'topic', 'partition', 'offset'])
     .execute();
+}
+
+/**
+ * Frozen DDL, version 2: outbox rows the transport can never accept are marked failed (kept, with the error)
+ * so that the rows behind them go on. Never edited; a further change is eventTablesV3.
+ */
+export async function eventTablesV2(db: Kysely<unknown>): Promise<void> {
+  await db.schema.alterTable('outbox').addColumn('failed_at', 'timestamptz').addColumn('last_error', 'text').execute();
+  await sql`drop index outbox_unsent`.execute(db);
+  await sql`create index outbox_unsent on outbox (id) where sent_at is null and failed_at is null`.execute(db);
+  await sql`create index outbox_failed on outbox (failed_at) where failed_at is not null`.execute(db);
 }

@@ -16,6 +16,17 @@ export interface IncomingMessage {
   headers: Record<string, string>;
 }
 
+/**
+ * The transport refused a message for what it is (too large, malformed), not for the state of the broker:
+ * sending it again will fail again.
+ */
+export class PermanentPublishError extends Error {
+  constructor(message: string, override readonly cause?: unknown) {
+    super(message);
+    this.name = 'PermanentPublishError';
+  }
+}
+
 export interface Subscription {
   stop: () => Promise<void>;
 }

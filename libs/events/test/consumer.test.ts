@@ -1,6 +1,6 @@
 import { makeEvent, TOPICS, dlqTopic, type CloudEvent } from '@cmc/contracts';
 import { createDatabase, migrateToLatest, type Database, type Kysely } from '@cmc/db';
-import { EventConsumer, eventTablesV1, isInfrastructureError, toMessage, type EventsTables, type Transport } from '@cmc/events';
+import { EventConsumer, eventTablesV1, eventTablesV2, isInfrastructureError, toMessage, type EventsTables, type Transport } from '@cmc/events';
 import { TRANSPORTS, collect, newTransport, randomNhsNumber, testDatabaseUrl, testLogger, uniqueName, waitFor, waitForMessages } from '@cmc/test-support';
 import { randomUUID } from 'node:crypto';
 
@@ -18,7 +18,7 @@ function granted(nhsNumber: string): CloudEvent<'cmc.consent.granted.v1'> {
 }
 
 const asMessage = (ev: CloudEvent) =>
-  toMessage({ id: '0', event_id: ev.id, topic: TOPICS.consent, key: ev.partitionkey, type: ev.type, payload: JSON.stringify(ev), created_at: new Date(), sent_at: null });
+  toMessage({ event_id: ev.id, topic: TOPICS.consent, key: ev.partitionkey, type: ev.type, payload: JSON.stringify(ev) });
 
 const effectsOf = async (database: Database<TestDB>, nhsNumber: string) =>
   database.db.selectFrom('effects').selectAll().where('nhs_number', '=', nhsNumber).execute();
@@ -40,6 +40,7 @@ describe.each(TRANSPORTS)('an idempotent consumer over the %s transport', (kind)
       '2026-11-24T00-test': {
         up: async (db) => {
           await eventTablesV1(db);
+          await eventTablesV2(db);
           await db.schema.createTable('effects').addColumn('event_id', 'uuid').addColumn('nhs_number', 'text').execute();
         },
       },

@@ -1,13 +1,13 @@
 import { TOPICS } from '@cmc/contracts';
 import { createDatabase, migrateToLatest, type Database, type Kysely } from '@cmc/db';
-import { OutboxRelay, eventTablesV1, publish, type EventsTables, type Transport } from '@cmc/events';
+import { OutboxRelay, eventTablesV1, eventTablesV2, publish, type EventsTables, type Transport } from '@cmc/events';
 import { TRANSPORTS, collect, newTransport, randomNhsNumber, testDatabaseUrl, testLogger, uniqueName, waitFor, waitForMessages } from '@cmc/test-support';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 
 async function outboxDatabase(): Promise<Database<EventsTables>> {
   const schema = uniqueName('relay');
   const database = createDatabase<EventsTables>({ url: testDatabaseUrl(), schema });
-  await migrateToLatest(database.db as Kysely<unknown>, schema, { '2026-11-24T00-test': { up: (db) => eventTablesV1(db) } });
+  await migrateToLatest(database.db as Kysely<unknown>, schema, { '2026-11-24T00-test': { up: async (db) => { await eventTablesV1(db); await eventTablesV2(db); } } });
   return database;
 }
 
@@ -100,12 +100,49 @@ describe.each(TRANSPORTS)('the outbox relay over the %s transport', (kind) => {
       const ids: string[] = [];
       for (let i = 0; i < 60; i++) ids.push((await database.db.transaction().execute((trx) => publish(trx, database.schema, grant(nhs)))).id);
       for (const r of relays) r.start();
-      await waitForMessages(consents.messages, 60, (m) => m.key === nhs);
-      await new Promise((r) => setTimeout(r, 300));
-      expect(consents.messages.filter((m) => m.key === nhs).map((m) => m.headers['ce_id'])).toEqual(ids);
+      await waitFor(async () => (await database.db.selectFrom('outbox').select('id').where('sent_at', 'is', null).execute()).length === 0, 20_000, 'all sent');
+      for (const r of relays) await r.stop();
+      // A marker on the same key arrives after everything sent before it: once it is here, nothing is in flight.
+      await transport.publish([{ topic: TOPICS.consent, key: nhs, value: 'marker', headers: { ce_id: 'marker' } }]);
+      await waitForMessages(consents.messages, 1, (m) => m.key === nhs && m.headers['ce_id'] === 'marker');
+      const seen = consents.messages.filter((m) => m.key === nhs).map((m) => m.headers['ce_id']);
+      expect(seen).toEqual([...ids, 'marker']);
     } finally {
       for (const r of relays) await r.stop();
       await database.close();
+    }
+  });
+});
+
+describe('the outbox relay against a broker that refuses an event for good', () => {
+  it('when one event is larger than Kafka accepts, then it is marked failed with its error and the events around it go out in order', async () => {
+    const transport = await newTransport('kafka');
+    const consents = await collect(transport, TOPICS.consent);
+    const database = await outboxDatabase();
+    const relay = new OutboxRelay({ database, transport, logger: testLogger(), pollIntervalMs: 50 });
+    try {
+      const nhs = randomNhsNumber();
+      const before = await database.db.transaction().execute((trx) => publish(trx, database.schema, grant(nhs)));
+      // Written straight to the outbox (publish() would refuse it): 1.5 MB that gzip cannot shrink.
+      const hugeId = randomUUID();
+      await database.db
+        .insertInto('outbox')
+        .values({ event_id: hugeId, topic: TOPICS.consent, key: nhs, type: 'cmc.consent.granted.v1', payload: randomBytes(1_100_000).toString('base64'), sent_at: null })
+        .execute();
+      const after = await database.db.transaction().execute((trx) => publish(trx, database.schema, grant(nhs)));
+      relay.start();
+      await waitForMessages(consents.messages, 2, (m) => m.key === nhs, 30_000);
+      expect(consents.messages.filter((m) => m.key === nhs).map((m) => m.headers['ce_id'])).toEqual([before.id, after.id]);
+      const huge = await database.db.selectFrom('outbox').select(['sent_at', 'failed_at', 'last_error']).where('event_id', '=', hugeId).executeTakeFirstOrThrow();
+      expect(huge.sent_at).toBeNull();
+      expect(huge.failed_at).not.toBeNull();
+      expect(huge.last_error).toMatch(/MESSAGE_TOO_LARGE/);
+      expect(relay.stats.failedRows).toBe(1);
+    } finally {
+      await relay.stop();
+      await consents.stop();
+      await database.close();
+      await transport.close();
     }
   });
 });

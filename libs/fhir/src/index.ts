@@ -2,4 +2,5 @@ export * from './outcome';
 export * from './nhs-number';
 export * from './bundle';
 export * from './schemas';
+export * from './datetime';
 export const FHIR_JSON = 'application/fhir+json';

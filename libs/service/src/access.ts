@@ -42,7 +42,7 @@ export async function recordAccess<DB extends EventsTables>(
   request: FastifyRequest,
   record: AccessRecord,
 ): Promise<void> {
-  const key = record.entities.find((e) => e.nhsNumber)?.nhsNumber ?? record.entities[0]?.id ?? request.id;
+  const key = record.entities.find((e) => e.nhsNumber)?.nhsNumber || record.entities[0]?.id || String(request.id);
   const data: AccessRecordedData = {
     agent: agentOf(request.principal),
     interaction: record.interaction,

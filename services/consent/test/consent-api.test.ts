@@ -44,6 +44,13 @@ describe('the consent API', () => {
 
   const issuesOf = (body: string) => (JSON.parse(body) as OperationOutcome).issue;
 
+  /** Row counts of every table a consent touches (this file's schema is its own, and its tests run in turn). */
+  const rowCounts = async () => {
+    const count = async (table: 'consents' | 'consent_versions' | 'outbox') =>
+      Number((await svc.database.db.selectFrom(table).select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow()).n);
+    return { consents: await count('consents'), versions: await count('consent_versions'), outbox: await count('outbox') };
+  };
+
   it('when a clinician records a consent, then 201 with Location, a weak ETag and the stored resource', async () => {
     const nhs = randomNhsNumber();
     const res = await post(validConsent(nhs));
@@ -90,10 +97,37 @@ describe('the consent API', () => {
     expect(outcomes).toHaveLength(4);
   });
 
-  it('when the consent does not exist, then 404 OperationOutcome', async () => {
-    const res = await svc.app.inject({ method: 'GET', url: '/fhir/R4/Consent/00000000-0000-4000-8000-000000000000', headers: { authorization: clinicianA } });
-    expect(res.statusCode).toBe(404);
-    expect(issuesOf(res.body)[0]?.code).toBe('not-found');
+  it('when a system client reads a consent, then only one recorded by its own organisation (a role claim cannot widen that)', async () => {
+    const id = (await post(validConsent(randomNhsNumber()))).json<{ id: string }>().id;
+    const asClient = (org: string, extra: Record<string, unknown> = {}) =>
+      svc.app.inject({ method: 'GET', url: `/fhir/R4/Consent/${id}`, headers: { authorization: `Bearer ${issuer.token({ kind: 'client', org, scope: 'system/Consent.r' }, extra)}` } });
+    expect((await asClient('A11111')).statusCode).toBe(200);
+    expect((await asClient('B22222')).statusCode).toBe(403);
+    expect((await asClient('B22222', { cmc_role: 'service-team' })).statusCode).toBe(401);
+  });
+
+  it('when the consent does not exist, or the id could not be one of ours, then 404 OperationOutcome', async () => {
+    for (const id of ['00000000-0000-4000-8000-000000000000', 'not-a-uuid', 'a.b-c']) {
+      const res = await svc.app.inject({ method: 'GET', url: `/fhir/R4/Consent/${id}`, headers: { authorization: clinicianA } });
+      expect({ id, status: res.statusCode, code: issuesOf(res.body)[0]?.code }).toEqual({ id, status: 404, code: 'not-found' });
+    }
+  });
+
+  it('when the date does not exist on the calendar, then 400 naming dateTime, and nothing is stored', async () => {
+    const nhs = randomNhsNumber();
+    const res = await post(aConsent(nhs, { dateTime: '2026-02-31' }));
+    expect(res.statusCode).toBe(400);
+    expect(issuesOf(res.body)).toEqual([expect.objectContaining({ expression: ['Consent.dateTime'] })]);
+    await expectNothingStored(nhs);
+  });
+
+  it('when the date is partial, then it is kept as given and its first moment is what the event says', async () => {
+    const nhs = randomNhsNumber();
+    const res = await post(aConsent(nhs, { dateTime: '2026-03' }));
+    expect(res.statusCode).toBe(201);
+    expect(res.json<{ dateTime: string }>().dateTime).toBe('2026-03');
+    const event = await svc.database.db.selectFrom('outbox').select('payload').where('key', '=', nhs).where('type', '=', 'cmc.consent.granted.v1').executeTakeFirstOrThrow();
+    expect((JSON.parse(event.payload) as { data: { dateTime: string } }).data.dateTime).toBe('2026-03-01T00:00:00.000Z');
   });
 
   it('when the body has an unknown element, then 400 naming it, and nothing is stored', async () => {
@@ -116,7 +150,7 @@ describe('the consent API', () => {
   });
 
   it('when several things are wrong, then each is named in one OperationOutcome', async () => {
-    const nhs = randomNhsNumber();
+    const before = await rowCounts();
     const res = await post({
       ...validConsent('123'),
       patient: { identifier: { system: 'urn:oid:1.2.3', value: '123' } },
@@ -125,7 +159,7 @@ describe('the consent API', () => {
     expect(res.statusCode).toBe(400);
     const expressions = issuesOf(res.body).flatMap((i) => i.expression ?? []);
     expect(expressions).toEqual(expect.arrayContaining(['Consent.patient.identifier.value', 'Consent.patient.identifier.system', 'Consent.dateTime']));
-    await expectNothingStored(nhs);
+    expect(await rowCounts()).toEqual(before);
   });
 
   it('when a required element is missing or has the wrong type, then 400 naming it', async () => {

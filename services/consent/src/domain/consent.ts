@@ -1,5 +1,5 @@
 import type { Principal } from '@cmc/auth';
-import { NHS_NUMBER_SYSTEM, OperationOutcomeError, forbidden, nhsNumberProblem, type IssueInput } from '@cmc/fhir';
+import { NHS_NUMBER_SYSTEM, OperationOutcomeError, forbidden, nhsNumberProblem, parseFhirDateTime, type IssueInput } from '@cmc/fhir';
 import type { Consent } from 'fhir/r4';
 import type { ConsentRow } from '../db/consent-repository';
 
@@ -19,19 +19,20 @@ export const PATIENT_PRIVACY_SCOPE = { system: 'http://terminology.hl7.org/CodeS
  * The rules the JSON schema cannot say: a valid NHS number (modulus 11), a date not in the future, the
  * patient-privacy scope. Every problem is reported at once.
  */
-export function checkConsentInput(input: ConsentInput, now: Date): void {
+export function checkConsentInput(input: ConsentInput, now: Date): Date {
   const issues: IssueInput[] = [];
   const nhsProblem = nhsNumberProblem(input.patient.identifier.value);
   if (nhsProblem) issues.push({ code: 'value', diagnostics: nhsProblem, expression: 'Consent.patient.identifier.value' });
   if (input.patient.identifier.system !== NHS_NUMBER_SYSTEM) {
     issues.push({ code: 'value', diagnostics: `patient must be identified by NHS number (${NHS_NUMBER_SYSTEM})`, expression: 'Consent.patient.identifier.system' });
   }
-  const when = Date.parse(input.dateTime);
-  if (Number.isNaN(when)) issues.push({ code: 'value', diagnostics: 'dateTime is not a date', expression: 'Consent.dateTime' });
-  else if (when > now.getTime() + 60_000) issues.push({ code: 'value', diagnostics: 'dateTime is in the future', expression: 'Consent.dateTime' });
+  const when = parseFhirDateTime(input.dateTime);
+  if (!when) issues.push({ code: 'value', diagnostics: 'dateTime is not a valid date or date-time', expression: 'Consent.dateTime' });
+  else if (when.getTime() > now.getTime() + 60_000) issues.push({ code: 'value', diagnostics: 'dateTime is in the future', expression: 'Consent.dateTime' });
   const scopeOk = input.scope.coding?.some((c) => c.system === PATIENT_PRIVACY_SCOPE.system && c.code === PATIENT_PRIVACY_SCOPE.code);
   if (!scopeOk) issues.push({ code: 'value', diagnostics: 'scope must be patient-privacy', expression: 'Consent.scope' });
-  if (issues.length > 0) throw new OperationOutcomeError(400, issues);
+  if (issues.length > 0 || !when) throw new OperationOutcomeError(400, issues);
+  return when;
 }
 
 /** The resource as stored and served: the client's content plus what the server asserts. */
@@ -57,6 +58,10 @@ export function toStoredConsent(input: ConsentInput, id: string, versionId: numb
  * sharing comes with the consent issue (#4).
  */
 export function assertMayRead(p: Principal, row: ConsentRow): void {
+  if (p.kind === 'client') {
+    if (p.organisation && p.organisation === row.recorded_by_org) return;
+    throw forbidden('this consent was recorded by another organisation');
+  }
   if (p.role === 'service-team') return;
   if ((p.role === 'clinician' || p.role === 'administrator') && p.organisation && p.organisation === row.recorded_by_org) return;
   throw forbidden('this consent was recorded by another organisation');

@@ -27,7 +27,7 @@ export async function recordConsent(
   },
 ): Promise<RecordConsentResult> {
   const now = new Date();
-  checkConsentInput(input, now);
+  const dateTime = checkConsentInput(input, now);
   const id = randomUUID();
   const resource = toStoredConsent(input, id, 1, now, recorder);
   const nhsNumber = input.patient.identifier.value;
@@ -37,7 +37,7 @@ export async function recordConsent(
       version_id: 1,
       nhs_number: nhsNumber,
       status: input.status,
-      date_time: new Date(input.dateTime),
+      date_time: dateTime,
       resource,
       recorded_by: recorder.subject,
       recorded_by_org: recorder.organisation ?? null,
@@ -49,7 +49,7 @@ export async function recordConsent(
       subject: `Consent/${id}`,
       key: nhsNumber,
       requestId: extras.requestId,
-      data: { consentId: id, versionId: '1', nhsNumber, status: 'active', dateTime: new Date(input.dateTime).toISOString() },
+      data: { consentId: id, versionId: '1', nhsNumber, status: 'active', dateTime: dateTime.toISOString() },
     });
     await extras.recordAccess(trx, resource);
   });

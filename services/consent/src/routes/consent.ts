@@ -1,5 +1,5 @@
 import { principal } from '@cmc/auth';
-import { FHIR_JSON, codeableConceptSchema, dateTimeSchema, idSchema, metaSchema, notFound, weakEtag } from '@cmc/fhir';
+import { FHIR_JSON, codeableConceptSchema, dateTimeSchema, idSchema, isUuid, metaSchema, notFound, weakEtag } from '@cmc/fhir';
 import { errorResponses, fhirResource } from '@cmc/http';
 import { recordAccess, type ServiceContext } from '@cmc/service';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
@@ -87,6 +87,8 @@ export async function consentRoutes(app: FastifyInstance, ctx: ServiceContext<Co
     },
     async (request, reply) => {
       const who = principal(request);
+      // Our ids are UUIDs: any other id cannot exist (and must not reach a uuid column).
+      if (!isUuid(request.params.id)) throw notFound(`Consent/${request.params.id} is not known`);
       const resource = await database.db.transaction().execute(async (trx) => {
         const row = await findConsent(trx, request.params.id);
         if (!row) throw notFound(`Consent/${request.params.id} is not known`);

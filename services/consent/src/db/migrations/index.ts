@@ -1,7 +1,9 @@
 import type { Migration } from '@cmc/db';
 import * as m20261124T01 from './2026-11-24T01-consents';
+import * as m20261124T02 from './2026-11-24T02-outbox-failures';
 
 /** Every migration of the consent schema, by dated name. */
 export const migrations: Record<string, Migration> = {
   '2026-11-24T01-consents': m20261124T01,
+  '2026-11-24T02-outbox-failures': m20261124T02,
 };
