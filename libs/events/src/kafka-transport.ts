@@ -46,6 +46,8 @@ export class KafkaTransport implements Transport {
   private producer: Producer | undefined;
   private admin: Admin | undefined;
   private readonly consumers = new Set<Consumer>();
+  /** Set when a consumer crashed for good (kafkajs gave up restarting it): the service is no longer ready. */
+  private crashed: string | undefined;
 
   constructor(private readonly opts: KafkaTransportOptions) {
     this.prefix = opts.topicPrefix ?? '';
@@ -118,6 +120,12 @@ export class KafkaTransport implements Transport {
       allowAutoTopicCreation: false,
       retry: { initialRetryTime: 300, retries: 10, maxRetryTime: 10000 },
     });
+    consumer.on(consumer.events.CRASH, ({ payload }) => {
+      if (!payload.restart) {
+        this.crashed = opts.groupId;
+        this.opts.logger.error({ err: payload.error, groupId: opts.groupId }, 'kafka consumer crashed and will not restart');
+      }
+    });
     await consumer.connect();
     await consumer.subscribe({ topics: opts.topics.map((t) => this.physical(t)), fromBeginning: true });
     this.consumers.add(consumer);
@@ -161,7 +169,7 @@ export class KafkaTransport implements Transport {
   }
 
   async isReady(): Promise<boolean> {
-    if (!this.admin || !this.producer) return false;
+    if (!this.admin || !this.producer || this.crashed) return false;
     try {
       const cluster = await Promise.race([
         this.admin.describeCluster(),

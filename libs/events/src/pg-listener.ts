@@ -1,17 +1,17 @@
-import type pg from 'pg';
+import pg from 'pg';
 
 /**
- * Holds one pooled connection that LISTENs on a channel and calls `onNotify` for each NOTIFY. If the
- * connection breaks (the server restarted) it reconnects after a second; until then callers still poll, so
- * a lost notification only costs latency. The connection is destroyed on close rather than returned to the
- * pool, so no other user of the pool inherits the LISTEN.
+ * Holds one connection of its own (outside any pool, so it never takes a pool's place) that LISTENs on a
+ * channel and calls `onNotify` for each NOTIFY. If the connection breaks (the server restarted) it
+ * reconnects after a second; until then callers still poll, so a lost notification only costs latency.
  */
 export class PgListener {
   private drop: (() => void) | undefined;
   private closed = false;
 
   constructor(
-    private readonly pool: pg.Pool,
+    /** Connection settings, e.g. a pool's `options`. */
+    private readonly connection: pg.ClientConfig,
     private readonly channel: string,
     private readonly onNotify: () => void,
   ) {}
@@ -26,9 +26,10 @@ export class PgListener {
 
   private async connect(): Promise<void> {
     if (this.closed) return;
-    let client: pg.PoolClient;
+    const client = new pg.Client(this.connection);
+    client.on('error', () => undefined);
     try {
-      client = await this.pool.connect();
+      await client.connect();
     } catch {
       this.retry();
       return;
@@ -39,12 +40,13 @@ export class PgListener {
       dropped = true;
       client.removeAllListeners('notification');
       client.removeAllListeners('error');
-      // A destroyed client may still report its socket closing; that is expected, not a crash.
+      // A closing client may still report its socket closing; that is expected, not a crash.
       client.on('error', () => undefined);
-      client.release(true);
+      void client.end().catch(() => undefined);
       if (this.drop === drop) this.drop = undefined;
     };
     client.on('notification', () => this.onNotify());
+    client.removeAllListeners('error');
     client.on('error', () => {
       drop();
       this.retry();

@@ -67,7 +67,7 @@ export class OutboxRelay {
     this.batchSize = opts.batchSize ?? 200;
     this.maxBatchBytes = opts.maxBatchBytes ?? 512 * 1024;
     this.limit = this.batchSize;
-    this.listener = new PgListener(opts.database.pool, outboxChannel(opts.database.schema), () => this.wake?.());
+    this.listener = new PgListener(opts.database.pool.options, outboxChannel(opts.database.schema), () => this.wake?.());
   }
 
   start(): void {

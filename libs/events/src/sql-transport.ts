@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { createDatabase, migrateToLatest, type Database, type Migration } from '@cmc/db';
 import { sql, type Kysely, type Generated } from 'kysely';
 import type { Logger } from '@cmc/logging';
@@ -23,6 +24,8 @@ interface BusTables {
     group_id: string;
     topic: string;
     next_offset: string;
+    lease_owner: string | null;
+    lease_until: Date | null;
   };
 }
 
@@ -48,6 +51,12 @@ const busMigrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '2026-11-24T01-bus-leases': {
+    async up(db: Kysely<unknown>) {
+      // A reader holds a lease on its group's topic instead of a transaction open while handlers run.
+      await db.schema.alterTable('bus_offsets').addColumn('lease_owner', 'text').addColumn('lease_until', 'timestamptz').execute();
+    },
+  },
 };
 
 export interface SqlTransportOptions {
@@ -58,14 +67,21 @@ export interface SqlTransportOptions {
   /** How often a reader looks for messages when no notification came (default 500 ms). */
   pollIntervalMs?: number;
   batchSize?: number;
-  /** Messages older than this are deleted (default 7 days), as Kafka's retention would. */
+  /**
+   * Messages older than this are deleted (default 7 days), but only once every consumer group of their
+   * topic has read them: a group that was stopped for longer loses nothing.
+   */
   retentionHours?: number;
+  /** Connections of the transport's own pool (default 10); listening uses a connection of its own. */
+  poolMax?: number;
+  /** How long a reader's claim on a group's topic lasts without renewal (default 30 s). */
+  leaseSeconds?: number;
 }
 
 export class SqlTransport implements Transport {
   readonly kind = 'sql' as const;
   private readonly database: Database<BusTables>;
-  private readonly schema: string;
+  readonly schema: string;
   private readonly channel: string;
   private readonly waiters = new Set<() => void>();
   private listener: PgListener | undefined;
@@ -76,14 +92,14 @@ export class SqlTransport implements Transport {
   constructor(private readonly opts: SqlTransportOptions) {
     this.schema = opts.schema ?? 'bus';
     this.channel = `cmc_bus_${this.schema}`;
-    this.database = createDatabase<BusTables>({ url: opts.url, schema: this.schema, poolMax: 5, applicationName: 'cmc-bus' });
+    this.database = createDatabase<BusTables>({ url: opts.url, schema: this.schema, poolMax: opts.poolMax ?? 10, applicationName: 'cmc-bus' });
   }
 
   async start(): Promise<void> {
     if (this.started) return;
     this.started = true;
     await migrateToLatest(this.database.db as Kysely<unknown>, this.schema, busMigrations);
-    this.listener = new PgListener(this.database.pool, this.channel, () => this.wakeAll());
+    this.listener = new PgListener(this.database.pool.options, this.channel, () => this.wakeAll());
     this.listener.start();
     this.track(this.purgeLoop());
   }
@@ -92,17 +108,17 @@ export class SqlTransport implements Transport {
     for (const w of [...this.waiters]) w();
   }
 
-  private wait(ms: number): Promise<void> {
+  private wait(ms: number, signal: AbortSignal): Promise<void> {
     return new Promise((resolve) => {
       const done = (): void => {
         clearTimeout(t);
         this.waiters.delete(done);
-        this.stopping.signal.removeEventListener('abort', done);
+        signal.removeEventListener('abort', done);
         resolve();
       };
       const t = setTimeout(done, ms);
       this.waiters.add(done);
-      this.stopping.signal.addEventListener('abort', done, { once: true });
+      signal.addEventListener('abort', done, { once: true });
     });
   }
 
@@ -139,92 +155,111 @@ export class SqlTransport implements Transport {
   }
 
   private async readLoop(opts: SubscribeOptions, topic: string, stop: AbortSignal): Promise<void> {
+    const stopped = AbortSignal.any([stop, this.stopping.signal]);
+    const owner = randomUUID();
     let failures = 0;
-    while (!stop.aborted && !this.stopping.signal.aborted) {
+    while (!stopped.aborted) {
       let handled: number;
       try {
-        handled = await this.readBatch(opts, topic);
+        handled = await this.readBatch(opts, topic, owner, stopped);
         failures = 0;
       } catch (e) {
         failures++;
         this.opts.logger.warn({ err: e, groupId: opts.groupId, topic }, 'bus: delivery failed; will retry');
-        await sleep(backoffMs(failures, 200, 10_000), this.stopping.signal);
+        await sleep(backoffMs(failures, 200, 10_000), stopped);
         continue;
       }
-      if (handled === 0) await this.wait(this.opts.pollIntervalMs ?? 500);
+      if (handled === 0) await this.wait(this.opts.pollIntervalMs ?? 500, stopped);
     }
+    // Hand the topic back at once rather than make another reader wait out the lease.
+    await this.database.db
+      .updateTable('bus_offsets')
+      .set({ lease_owner: null, lease_until: null })
+      .where('group_id', '=', opts.groupId)
+      .where('topic', '=', topic)
+      .where('lease_owner', '=', owner)
+      .execute()
+      .catch(() => undefined);
   }
 
-  /** Delivers the next batch of one topic to one group; returns how many messages were handled. */
-  private async readBatch(opts: SubscribeOptions, topic: string): Promise<number> {
-    const batchSize = this.opts.batchSize ?? 100;
-    let failure: Error | undefined;
-    const handled = await this.database.db.transaction().execute(async (trx) => {
-      // One reader per group and topic at a time, across processes: the group's "partition assignment".
-      const lock = await sql<{ ok: boolean }>`select pg_try_advisory_xact_lock(hashtext(${`cmc.bus.read.${this.schema}.${opts.groupId}.${topic}`})) as ok`.execute(trx);
-      if (!lock.rows[0]?.ok) return 0;
-      await trx
-        .insertInto('bus_offsets')
-        .values({ group_id: opts.groupId, topic, next_offset: '1' })
-        .onConflict((oc) => oc.columns(['group_id', 'topic']).doNothing())
-        .execute();
-      const pos = await trx
-        .selectFrom('bus_offsets')
-        .select('next_offset')
+  /**
+   * Delivers the next batch of one topic to one group; returns how many messages were handled. One reader
+   * per group and topic at a time, across processes, holds a lease (the group's "partition assignment");
+   * no transaction stays open while handlers run, and the offset moves past each message as soon as its
+   * handler returned, only while the lease is still ours.
+   */
+  private async readBatch(opts: SubscribeOptions, topic: string, owner: string, stopped: AbortSignal): Promise<number> {
+    const lease = this.opts.leaseSeconds ?? 30;
+    const { db } = this.database;
+    await db
+      .insertInto('bus_offsets')
+      .values({ group_id: opts.groupId, topic, next_offset: '1', lease_owner: null, lease_until: null })
+      .onConflict((oc) => oc.columns(['group_id', 'topic']).doNothing())
+      .execute();
+    const claimed = await db
+      .updateTable('bus_offsets')
+      .set({ lease_owner: owner, lease_until: sql<Date>`now() + make_interval(secs => ${lease})` })
+      .where('group_id', '=', opts.groupId)
+      .where('topic', '=', topic)
+      .where((eb) => eb.or([eb('lease_owner', '=', owner), eb('lease_owner', 'is', null), eb('lease_until', '<', sql<Date>`now()`)]))
+      .returning('next_offset')
+      .executeTakeFirst();
+    if (!claimed) return 0;
+    const rows = await db
+      .selectFrom('bus_messages')
+      .selectAll()
+      .where('topic', '=', topic)
+      .where('offset', '>=', claimed.next_offset)
+      .orderBy('offset')
+      .limit(this.opts.batchSize ?? 100)
+      .execute();
+    let done = 0;
+    for (const row of rows) {
+      if (stopped.aborted) break;
+      await opts.onMessage({
+        topic,
+        partition: 0,
+        offset: String(row.offset),
+        key: row.key,
+        value: row.value,
+        headers: JSON.parse(row.headers) as Record<string, string>,
+      } satisfies IncomingMessage);
+      const moved = await db
+        .updateTable('bus_offsets')
+        .set({ next_offset: String(BigInt(row.offset) + 1n), lease_until: sql<Date>`now() + make_interval(secs => ${lease})` })
         .where('group_id', '=', opts.groupId)
         .where('topic', '=', topic)
-        .executeTakeFirstOrThrow();
-      const rows = await trx
-        .selectFrom('bus_messages')
-        .selectAll()
-        .where('topic', '=', topic)
-        .where('offset', '>=', pos.next_offset)
-        .orderBy('offset')
-        .limit(batchSize)
-        .execute();
-      let done = 0;
-      let next = pos.next_offset;
-      for (const row of rows) {
-        try {
-          await opts.onMessage({
-            topic,
-            partition: 0,
-            offset: String(row.offset),
-            key: row.key,
-            value: row.value,
-            headers: JSON.parse(row.headers) as Record<string, string>,
-          } satisfies IncomingMessage);
-        } catch (e) {
-          failure = e instanceof Error ? e : new Error(typeof e === 'string' ? e : 'message handler failed');
-          break;
-        }
-        done++;
-        next = String(BigInt(row.offset) + 1n);
-      }
-      if (done > 0) {
-        await trx
-          .updateTable('bus_offsets')
-          .set({ next_offset: next })
-          .where('group_id', '=', opts.groupId)
-          .where('topic', '=', topic)
-          .execute();
-      }
-      return done;
-    });
-    if (failure) throw failure;
-    return handled;
+        .where('lease_owner', '=', owner)
+        .executeTakeFirst();
+      // Lease lost (we were too slow): another reader has the topic now; it will deliver from our last offset.
+      if (moved.numUpdatedRows === 0n) break;
+      done++;
+    }
+    return done;
   }
 
   private async purgeLoop(): Promise<void> {
-    const hours = this.opts.retentionHours ?? 24 * 7;
     while (!this.stopping.signal.aborted) {
       try {
-        await sql`delete from bus_messages where created_at < now() - make_interval(hours => ${hours})`.execute(this.database.db);
+        await this.purge();
       } catch (e) {
         this.opts.logger.warn({ err: e }, 'bus: purge failed');
       }
       await sleep(60 * 60 * 1000, this.stopping.signal);
     }
+  }
+
+  /**
+   * Deletes messages past the retention time that every consumer group of their topic has read (a topic
+   * nobody reads is kept for the retention time, as Kafka would, for a group that starts later). Returns how
+   * many were deleted.
+   */
+  async purge(): Promise<number> {
+    const hours = this.opts.retentionHours ?? 24 * 7;
+    const res = await sql`delete from bus_messages m
+      where m.created_at < now() - make_interval(hours => ${hours})
+        and m."offset" < coalesce((select min(o.next_offset) from bus_offsets o where o.topic = m.topic), m."offset" + 1)`.execute(this.database.db);
+    return Number(res.numAffectedRows ?? 0n);
   }
 
   ensureTopics(): Promise<void> {

@@ -1,6 +1,6 @@
 import { makeEvent, TOPICS, dlqTopic, type CloudEvent } from '@cmc/contracts';
-import { createDatabase, migrateToLatest, type Database, type Kysely } from '@cmc/db';
-import { EventConsumer, eventTablesV1, eventTablesV2, isInfrastructureError, toMessage, type EventsTables, type Transport } from '@cmc/events';
+import { createDatabase, migrateToLatest, sql, type Database, type Kysely } from '@cmc/db';
+import { EventConsumer, SqlTransport, eventTablesV1, eventTablesV2, isInfrastructureError, toMessage, type EventsTables, type Transport } from '@cmc/events';
 import { TRANSPORTS, collect, newTransport, randomNhsNumber, testDatabaseUrl, testLogger, uniqueName, waitFor, waitForMessages } from '@cmc/test-support';
 import { randomUUID } from 'node:crypto';
 
@@ -203,6 +203,46 @@ describe('the SQL transport', () => {
         expect(mine).toEqual([...mine].sort((a, b) => a - b));
       }
     } finally {
+      await transport.close();
+    }
+  });
+
+  it('when two readers of one group run at once, then each message is handled once, in order', async () => {
+    const transport = await newTransport('sql');
+    const group = uniqueName('pair');
+    try {
+      const seen: { reader: number; value: number }[] = [];
+      const subs = await Promise.all(
+        [1, 2].map((reader) =>
+          transport.subscribe({ groupId: group, topics: ['cmc.careplan.v1'], onMessage: async (m) => void seen.push({ reader, value: Number(m.value) }) }),
+        ),
+      );
+      for (let i = 0; i < 60; i++) await transport.publish([{ topic: 'cmc.careplan.v1', key: 'k', value: String(i), headers: {} }]);
+      await waitFor(async () => seen.length >= 60, 15_000, '60 messages');
+      for (const sub of subs) await sub.stop();
+      expect(seen.map((s) => s.value)).toEqual(Array.from({ length: 60 }, (_, i) => i));
+    } finally {
+      await transport.close();
+    }
+  });
+
+  it('when old messages are purged, then those a stopped group has not read are kept', async () => {
+    const transport = (await newTransport('sql')) as SqlTransport;
+    const schema = transport.schema;
+    const admin = createDatabase<unknown>({ url: testDatabaseUrl(), schema });
+    try {
+      const got: string[] = [];
+      const sub = await transport.subscribe({ groupId: uniqueName('slow'), topics: ['cmc.careplan.v1'], onMessage: async (m) => void got.push(m.value) });
+      await transport.publish([{ topic: 'cmc.careplan.v1', key: 'k', value: 'read', headers: {} }]);
+      await waitFor(async () => got.length === 1, 10_000, 'first message');
+      await sub.stop();
+      await transport.publish([{ topic: 'cmc.careplan.v1', key: 'k', value: 'unread', headers: {} }]);
+      await sql`update bus_messages set created_at = now() - interval '30 days'`.execute(admin.db);
+      expect(await transport.purge()).toBe(1);
+      const left = await sql<{ value: string }>`select value from bus_messages`.execute(admin.db);
+      expect(left.rows.map((r) => r.value)).toEqual(['unread']);
+    } finally {
+      await admin.close();
       await transport.close();
     }
   });

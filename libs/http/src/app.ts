@@ -35,6 +35,12 @@ export interface AppOptions {
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
+/** `loopback,10.0.0.0/8` -> the list proxy-addr takes; empty trusts no proxy at all. */
+function trustList(value: string): string[] | false {
+  const list = value.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  return list.length > 0 ? list : false;
+}
+
 /** Body validation: strict. No type coercion, no silent removal of unknown properties, every error reported. */
 const bodyAjv = new Ajv({ allErrors: true, coerceTypes: false, removeAdditional: false, useDefaults: false, strict: false });
 /** Path and query validation: strings coerced to the declared types, as URLs only carry strings. */
@@ -64,7 +70,7 @@ export async function createApp(opts: AppOptions): Promise<FastifyInstance> {
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     },
     return503OnClosing: true,
-    trustProxy: (opts.trustProxy ?? 'loopback').split(',').map((s) => s.trim()),
+    trustProxy: trustList(opts.trustProxy ?? 'loopback'),
     routerOptions: { maxParamLength: 200, ignoreTrailingSlash: true },
   });
 

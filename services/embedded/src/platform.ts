@@ -16,6 +16,7 @@ export const embeddedConfigSpec = {
   CMC_DATA_DIR: str({ doc: 'Folder of the embedded PostgreSQL data (embedded setup).', default: '.data/embedded' }),
   EMBEDDED_PG_PORT: port({ doc: 'Port of the embedded PostgreSQL (0 picks a free one).', default: 54329 }),
   GATEWAY_PORT: port({ doc: 'Port of the gateway: the one base URL clients use.', default: 8080 }),
+  GATEWAY_TRUST_PROXY: str({ doc: 'Proxies in front of the gateway whose X-Forwarded-For is believed (addresses or CIDRs); empty: none.', default: '' }),
   GATEWAY_TIMEOUT_MS: int({ doc: 'How long the gateway waits for a service before answering 504.', default: 30_000, min: 100, max: 300_000 }),
 } as const;
 
@@ -70,6 +71,7 @@ export async function startPlatform(opts: PlatformOptions = {}): Promise<Platfor
     const gateway = await buildGateway({
       upstreams: { consent: byName.consent, 'care-plan': byName['care-plan'] },
       timeoutMs: own.GATEWAY_TIMEOUT_MS,
+      trustProxy: own.GATEWAY_TRUST_PROXY,
       logger: opts.serviceOptions?.logger === false ? false : { level: env.LOG_LEVEL ?? 'info' },
     });
     const gatewayUrl = await gateway.listen({ host: env.HOST ?? '127.0.0.1', port: opts.ephemeralPorts ? 0 : own.GATEWAY_PORT });

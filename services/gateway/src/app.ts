@@ -2,12 +2,14 @@ import { createApp, sendOutcome } from '@cmc/http';
 import replyFrom from '@fastify/reply-from';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from '@cmc/logging';
-import { ownerOf, type Upstream } from './routing';
+import { isForwardablePath, ownerOf, type Upstream } from './routing';
 
 export interface GatewayOptions {
   upstreams: Partial<Record<Upstream, string>>;
   timeoutMs?: number;
   bodyLimit?: number;
+  /** Proxies in front of the gateway whose X-Forwarded-For is believed (default: none). */
+  trustProxy?: string;
   logger?: Logger | { level?: string } | false;
 }
 
@@ -31,6 +33,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<FastifyInstanc
     description: 'One base URL for every client.',
     ...(opts.bodyLimit ? { bodyLimit: opts.bodyLimit } : {}),
     ...(opts.logger !== undefined ? { logger: opts.logger } : {}),
+    trustProxy: opts.trustProxy ?? '',
     readiness: Object.entries(opts.upstreams).map(([name, base]) => ({ name, check: () => upstreamReady(base) })),
   });
   const timeout = opts.timeoutMs ?? 30_000;
@@ -45,15 +48,21 @@ export async function buildGateway(opts: GatewayOptions): Promise<FastifyInstanc
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
 
   const proxy = (request: import('fastify').FastifyRequest, reply: import('fastify').FastifyReply) => {
+    if (!isForwardablePath(request.url)) {
+      return sendOutcome(reply, 400, [{ code: 'invalid', diagnostics: 'the path has dot segments or encoded separators, which are not allowed' }]);
+    }
     const owner = ownerOf(request.url);
     const base = owner ? opts.upstreams[owner] : undefined;
     if (!owner) return sendOutcome(reply, 404, [{ code: 'not-found', diagnostics: `no service serves ${request.method} ${request.url.split('?')[0] ?? ''}` }]);
     if (!base) return sendOutcome(reply, 503, [{ code: 'transient', diagnostics: `the ${owner} service is not available` }]);
-    return reply.from(new URL(request.url, base).toString(), {
+    // The raw path, not a URL library's normalisation of it: what was checked is what is forwarded.
+    return reply.from(`${new URL(base).origin}${request.url}`, {
       rewriteRequestHeaders: (req, headers) => ({
         ...headers,
         'x-request-id': String(req.id),
-        'x-forwarded-for': [headers['x-forwarded-for'], req.ip].filter(Boolean).join(', '),
+        // Set, not appended: the client's own X-Forwarded-For is not believed beyond the proxies the gateway
+        // trusts (GATEWAY_TRUST_PROXY), and services trust only the gateway. It goes into the audit log.
+        'x-forwarded-for': req.ip,
         'x-forwarded-proto': req.protocol,
         'x-forwarded-host': req.host,
       }),

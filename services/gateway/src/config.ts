@@ -4,6 +4,7 @@ import type { Upstream } from './routing';
 export const gatewayConfigSpec = {
   HOST: str({ doc: 'Address the HTTP servers listen on.', default: '127.0.0.1' }),
   GATEWAY_PORT: port({ doc: 'Port of the gateway: the one base URL clients use.', default: 8080 }),
+  GATEWAY_TRUST_PROXY: str({ doc: 'Proxies in front of the gateway (load balancer) whose X-Forwarded-For is believed: addresses or CIDRs, comma-separated. Empty: none.', default: '' }),
   GATEWAY_TIMEOUT_MS: int({ doc: 'How long the gateway waits for a service before answering 504.', default: 30_000, min: 100, max: 300_000 }),
   BODY_LIMIT_BYTES: int({ doc: 'Largest request body accepted, in bytes.', default: 1024 * 1024, min: 1024, max: 50 * 1024 * 1024 }),
   LOG_LEVEL: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, { doc: 'pino log level.', default: 'info' }),

@@ -41,3 +41,15 @@ export function ownerOf(path: string): Upstream | undefined {
   if (first === 'api' && second) return API_OWNERS[second];
   return undefined;
 }
+
+/**
+ * Whether a request path may be forwarded as it is. Dot segments and encoded dots, slashes or backslashes
+ * are refused: a URL library or a server behind us might resolve `/fhir/R4/Consent/../../internal` to a path
+ * that no routing rule here allowed.
+ */
+export function isForwardablePath(url: string): boolean {
+  const path = url.split('?')[0] ?? '';
+  if (!path.startsWith('/') || path.includes('\\')) return false;
+  if (/%(2e|2f|5c|00)/i.test(path)) return false;
+  return !path.split('/').some((segment) => segment === '.' || segment === '..');
+}

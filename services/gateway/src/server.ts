@@ -7,6 +7,7 @@ import { loadGatewayConfig, upstreamUrls } from './config';
   const app = await buildGateway({
     upstreams: upstreamUrls(config),
     timeoutMs: config.GATEWAY_TIMEOUT_MS,
+    trustProxy: config.GATEWAY_TRUST_PROXY,
     bodyLimit: config.BODY_LIMIT_BYTES,
     logger: { level: config.LOG_LEVEL },
   });

@@ -2,6 +2,7 @@ import { buildGateway, ownerOf } from '@cmc/gateway';
 import { createApp } from '@cmc/http';
 import type { FastifyInstance } from 'fastify';
 import type { OperationOutcome } from 'fhir/r4';
+import http from 'node:http';
 import net from 'node:net';
 
 /** A real upstream service on a real port, that echoes what reached it. */
@@ -28,6 +29,20 @@ async function echoService(name: string): Promise<{ app: FastifyInstance; url: s
   });
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
   return { app, url };
+}
+
+/** GET with the path sent exactly as written (fetch and URL would normalise it). */
+function rawGet(base: string, path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const { hostname, port } = new URL(base);
+    const req = http.request({ host: hostname, port, path, method: 'GET' }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString('utf8')));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 /** A port nothing listens on. */
@@ -91,7 +106,8 @@ describe('the gateway', () => {
     const res = await gateway.inject({
       method: 'POST',
       url: '/fhir/R4/Consent?x=1',
-      headers: { 'content-type': 'application/fhir+json', authorization: 'Bearer abc', 'x-request-id': 'trace-123' },
+      // A client's own X-Forwarded-For is not passed on: the audit log must get the address the gateway saw.
+      headers: { 'content-type': 'application/fhir+json', authorization: 'Bearer abc', 'x-request-id': 'trace-123', 'x-forwarded-for': '1.2.3.4' },
       payload: '{"resourceType":"Consent"}',
     });
     expect(res.statusCode).toBe(200);
@@ -133,6 +149,16 @@ describe('the gateway', () => {
     const res = await gateway.inject({ method: 'GET', url: '/api/care-plans/slow' });
     expect(res.statusCode).toBe(504);
     expect(outcome(res.body).issue[0]).toMatchObject({ code: 'timeout', diagnostics: 'the care-plan service did not answer in time' });
+  });
+
+  it('when the path has dot segments or encoded separators, then 400 and nothing is forwarded', async () => {
+    // Over a real socket: an in-process inject would resolve the dot segments before the gateway saw them.
+    const base = await gateway.listen({ host: '127.0.0.1', port: 0 });
+    for (const path of ['/fhir/R4/Consent/../../../health/ready', '/fhir/R4/Consent/%2e%2e/%2E%2E/health/ready', '/fhir/R4/Consent/a%2Fb', '/api/flags/./x', '/fhir/R4/Consent/a%5cb']) {
+      const res = await rawGet(base, path);
+      expect({ path, status: res.status }).toEqual({ path, status: 400 });
+      expect(outcome(res.body).issue[0]?.code).toBe('invalid');
+    }
   });
 
   it('when no service owns the path, then 404 OperationOutcome', async () => {
