@@ -3,7 +3,7 @@
  * its outbox; the care-plan service consumes it and keeps its projection. The same tests run over real
  * Kafka and over the Kafka-free SQL transport.
  */
-import { carePlanService, findConsentProjection, type CarePlanDB } from '@cmc/care-plan-service';
+import { carePlanService, activeConsentOf, type CarePlanDB } from '@cmc/care-plan-service';
 import { TOPICS } from '@cmc/contracts';
 import { consentService, type ConsentDB } from '@cmc/consent-service';
 import { toMessage, type Transport } from '@cmc/events';
@@ -28,7 +28,7 @@ describe.each(TRANSPORTS)('consent reaches the care-plan projection over the %s 
     expect(res.statusCode).toBe(201);
     return res.json<{ id: string }>();
   };
-  const projection = (nhsNumber: string) => findConsentProjection(carePlan.database.db, nhsNumber);
+  const projection = (nhsNumber: string) => activeConsentOf(carePlan.database.db, nhsNumber);
   const processedCount = async (eventId: string) =>
     (await carePlan.database.db.selectFrom('processed_events').select('event_id').where('event_id', '=', eventId).execute()).length;
   const grantedEventOf = async (svc: RunningService<ConsentDB>, consentId: string) =>

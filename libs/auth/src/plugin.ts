@@ -14,6 +14,11 @@ export interface AuthOptions {
   jwks: JwksSource;
   /** Leeway for exp and nbf, in seconds (default 30). */
   clockToleranceSeconds?: number;
+  /**
+   * Called before a 401 or 403 of this hook is sent (with `request.principal` set when the token was good),
+   * so that the service can record the refused attempt. Its failure is logged; the refusal stands.
+   */
+  onRefused?: (request: FastifyRequest, refusal: OperationOutcomeError) => Promise<void>;
 }
 
 /** Who may call a route. A route with neither `public` nor `allow` refuses everyone: deny by default. */
@@ -102,6 +107,23 @@ export const authPlugin = fp(
     app.addHook('onRequest', async (request) => {
       const config = request.routeOptions.config;
       if (config.public) return;
+      try {
+        await authenticate(request);
+      } catch (refusal) {
+        // Refused attempts are recorded too (for routes that exist; a made-up path is not an access).
+        if (refusal instanceof OperationOutcomeError && opts.onRefused && request.routeOptions.url) {
+          try {
+            await opts.onRefused(request, refusal);
+          } catch (e) {
+            request.log.error({ err: e }, 'could not record a refused access');
+          }
+        }
+        throw refusal;
+      }
+    });
+
+    async function authenticate(request: FastifyRequest): Promise<void> {
+      const config = request.routeOptions.config;
       let claims: CmcClaims;
       try {
         claims = await request.jwtVerify<CmcClaims>();
@@ -117,7 +139,7 @@ export const authPlugin = fp(
       if (!allowed(p, rule)) {
         throw forbidden(p.kind === 'user' ? `role '${p.role ?? 'none'}' may not do this` : 'client lacks a scope this operation needs');
       }
-    });
+    }
   },
   { name: 'cmc-auth', fastify: '5.x' },
 );

@@ -65,3 +65,31 @@ export async function recordAccess<DB extends EventsTables>(
     requestId: String(request.id),
   });
 }
+
+/** What a request asked for, in access-log terms: the FHIR type and id of the route, and the interaction. */
+export function describeRequest(request: FastifyRequest): { interaction: AccessInteraction; entities: AccessedEntity[] } {
+  const route = request.routeOptions.url ?? '';
+  const params = (request.params ?? {}) as Record<string, unknown>;
+  const fhir = /^\/fhir\/R4\/([A-Za-z]+)/.exec(route);
+  const id = typeof params.id === 'string' ? params.id.slice(0, 64) : undefined;
+  const entity: AccessedEntity = { resourceType: (fhir?.[1] ?? 'Endpoint').slice(0, 64) };
+  if (id) entity.id = id;
+  const method = request.method;
+  const interaction: AccessInteraction =
+    method === 'POST' ? 'create' : method === 'PUT' || method === 'PATCH' ? 'update' : method === 'DELETE' ? 'delete' : id ? 'read' : 'search';
+  return { interaction, entities: [entity] };
+}
+
+/** The auth plugin's onRefused: a refused attempt goes to the access log like any other access. */
+export function recordRefusal<DB extends EventsTables>(db: Kysely<DB>, schema: string, service: string) {
+  return async (request: FastifyRequest, refusal: Error): Promise<void> => {
+    const { interaction, entities } = describeRequest(request);
+    await recordAccess(db, schema, service, request, {
+      interaction,
+      outcome: 'refused',
+      outcomeReason: refusal.message,
+      entities,
+      query: `${request.method} ${request.url}`,
+    });
+  };
+}

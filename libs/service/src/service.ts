@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
 import { createLogger, type Logger } from '@cmc/logging';
 import type { ServiceConfig, ServiceIdentity } from './config';
+import { recordRefusal } from './access';
 
 /** What a service hands its routes and consumers. */
 export interface ServiceContext<DB extends EventsTables> {
@@ -76,6 +77,7 @@ export async function buildServiceApp<DB extends EventsTables>(
     issuer: config.auth.issuer,
     audience: config.auth.audience,
     jwks: opts.jwks ?? { url: config.auth.jwksUrl },
+    onRefused: recordRefusal(database.db, database.schema, def.name),
   });
   if (def.routes) await def.routes(app, ctx);
   return app;

@@ -1,3 +1,3 @@
 export { carePlanService } from './app';
 export type { CarePlanDB } from './db/schema';
-export { hasActiveConsent, findConsentProjection } from './db/consent-projection-repository';
+export { hasActiveConsent, activeConsentOf, consentsOf } from './db/consent-projection-repository';

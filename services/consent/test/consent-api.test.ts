@@ -195,6 +195,28 @@ describe('the consent API', () => {
     await expectNothingStored(nhs);
   });
 
+  it('when an attempt is refused before it reaches the consent, then the refusal is in the access log with who and why', async () => {
+    const id = (await post(validConsent(randomNhsNumber()))).json<{ id: string }>().id;
+    const refusalsOf = async () =>
+      (await svc.database.db.selectFrom('outbox').select('payload').where('type', '=', 'cmc.access.recorded.v1').where('key', '=', id).execute()).map(
+        (r) => (JSON.parse(r.payload) as { data: { agent: unknown; interaction: string; outcome: string; outcomeReason: string; entities: unknown } }).data,
+      );
+    expect(await refusalsOf()).toEqual([]);
+    const anonymous = await svc.app.inject({ method: 'GET', url: `/fhir/R4/Consent/${id}` });
+    expect(anonymous.statusCode).toBe(401);
+    const wrongRole = await svc.app.inject({ method: 'GET', url: `/fhir/R4/Consent/${id}`, headers: { authorization: urgentCare } });
+    expect(wrongRole.statusCode).toBe(403);
+    expect(await refusalsOf()).toEqual([
+      expect.objectContaining({ agent: { kind: 'anonymous', id: 'anonymous' }, interaction: 'read', outcome: 'refused', entities: [{ resourceType: 'Consent', id }] }),
+      expect.objectContaining({
+        agent: expect.objectContaining({ kind: 'user', role: 'urgent-care', organisation: 'RRU' }) as unknown,
+        interaction: 'read',
+        outcome: 'refused',
+        outcomeReason: "role 'urgent-care' may not do this",
+      }),
+    ]);
+  });
+
   it('when there is no token, then 401; when the role may not record consent, then 403; nothing is stored', async () => {
     const nhs = randomNhsNumber();
     const anonymous = await svc.app.inject({ method: 'POST', url: '/fhir/R4/Consent', headers: { 'content-type': 'application/fhir+json' }, payload: validConsent(nhs) });

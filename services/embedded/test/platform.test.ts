@@ -4,7 +4,7 @@
  * same folder, to show the data stays.
  */
 import { startPlatform, type Platform } from '@cmc/embedded';
-import { findConsentProjection, type CarePlanDB } from '@cmc/care-plan-service';
+import { activeConsentOf, type CarePlanDB } from '@cmc/care-plan-service';
 import type { Database } from '@cmc/db';
 import { TestIssuer, aConsent, randomNhsNumber, waitFor } from '@cmc/test-support';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
@@ -63,7 +63,7 @@ describe('the embedded platform', () => {
     // The Location names the gateway, the one base URL clients know.
     expect(created.headers.get('location')).toMatch(new RegExp(`^${platform.gatewayUrl}/fhir/R4/Consent/[0-9a-f-]{36}/_history/1$`));
     const carePlan = platform.services.find((s) => s.name === 'care-plan')!.running.database as unknown as Database<CarePlanDB>;
-    const projected = await waitFor(() => findConsentProjection(carePlan.db, nhs), 15_000, 'projection');
+    const projected = await waitFor(() => activeConsentOf(carePlan.db, nhs), 15_000, 'projection');
     expect(projected.status).toBe('active');
     const id = ((await created.json()) as { id: string }).id;
 

@@ -13,41 +13,52 @@ export interface ConsentChange {
 }
 
 /**
- * Applies a consent change unless the projection already holds something newer: a later version of the same
- * consent, or another consent changed later. Events of one patient arrive in order (keyed by NHS number), so
- * this guards only against replays from before a reset.
+ * Applies a change to one consent unless the projection already holds a later version of it (a replay from
+ * before a reset). Each consent has its own row, so withdrawing one never hides another.
  */
 export async function applyConsentChange(db: Db, c: ConsentChange): Promise<void> {
   await db
     .insertInto('consent_projection')
     .values({
-      nhs_number: c.nhsNumber,
       consent_id: c.consentId,
+      nhs_number: c.nhsNumber,
       version_id: c.versionId,
       status: c.status,
       changed_at: c.changedAt,
       updated_at: new Date(),
     })
     .onConflict((oc) =>
-      oc.column('nhs_number').doUpdateSet({
-        consent_id: (eb) => eb.ref('excluded.consent_id'),
-        version_id: (eb) => eb.ref('excluded.version_id'),
-        status: (eb) => eb.ref('excluded.status'),
-        changed_at: (eb) => eb.ref('excluded.changed_at'),
-        updated_at: (eb) => eb.ref('excluded.updated_at'),
-      }).where(
-        sql<boolean>`(consent_projection.consent_id = excluded.consent_id and consent_projection.version_id < excluded.version_id)
-          or (consent_projection.consent_id <> excluded.consent_id and consent_projection.changed_at <= excluded.changed_at)`,
-      ),
+      oc
+        .column('consent_id')
+        .doUpdateSet({
+          version_id: (eb) => eb.ref('excluded.version_id'),
+          status: (eb) => eb.ref('excluded.status'),
+          changed_at: (eb) => eb.ref('excluded.changed_at'),
+          updated_at: (eb) => eb.ref('excluded.updated_at'),
+        })
+        .where(sql<boolean>`consent_projection.version_id < excluded.version_id`),
     )
     .execute();
 }
 
-export async function findConsentProjection(db: Db, nhsNumber: string): Promise<ConsentProjectionRow | undefined> {
-  return db.selectFrom('consent_projection').selectAll().where('nhs_number', '=', nhsNumber).executeTakeFirst();
+/** Every consent of the patient this service has heard of, newest change first. */
+export async function consentsOf(db: Db, nhsNumber: string): Promise<ConsentProjectionRow[]> {
+  return db.selectFrom('consent_projection').selectAll().where('nhs_number', '=', nhsNumber).orderBy('changed_at', 'desc').execute();
+}
+
+/** The patient's active consent (the most recent, if several), as far as this service has heard. */
+export async function activeConsentOf(db: Db, nhsNumber: string): Promise<ConsentProjectionRow | undefined> {
+  return db
+    .selectFrom('consent_projection')
+    .selectAll()
+    .where('nhs_number', '=', nhsNumber)
+    .where('status', '=', 'active')
+    .orderBy('changed_at', 'desc')
+    .limit(1)
+    .executeTakeFirst();
 }
 
 /** Whether the patient has active consent, as far as this service has heard. */
 export async function hasActiveConsent(db: Db, nhsNumber: string): Promise<boolean> {
-  return (await findConsentProjection(db, nhsNumber))?.status === 'active';
+  return (await activeConsentOf(db, nhsNumber)) !== undefined;
 }

@@ -1,9 +1,9 @@
 import type { EventsTables } from '@cmc/events';
 
-/** Care-plan's own copy of what it needs of consent, kept from cmc.consent.v1 (one row per patient). */
+/** Care-plan's own copy of what it needs of consent, kept from cmc.consent.v1 (one row per consent). */
 export interface ConsentProjectionTable {
-  nhs_number: string;
   consent_id: string;
+  nhs_number: string;
   version_id: number;
   status: 'active' | 'inactive';
   changed_at: Date;
