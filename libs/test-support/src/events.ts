@@ -1,5 +1,6 @@
 import { ALL_TOPICS } from '@cmc/contracts';
 import { KafkaTransport, SqlTransport, type IncomingMessage, type Transport } from '@cmc/events';
+import { Kafka, logLevel } from 'kafkajs';
 import { testDatabaseUrl, testKafkaBrokers, testLogger, uniqueName, waitFor } from './index';
 
 export type TransportKind = 'kafka' | 'sql';
@@ -10,12 +11,29 @@ export const TRANSPORTS: TransportKind[] = ['kafka', 'sql'];
  * on the SQL transport, a unique bus schema. Tests running at once never see each other's messages.
  */
 export async function newTransport(kind: TransportKind): Promise<Transport> {
-  const t: Transport =
-    kind === 'kafka'
-      ? new KafkaTransport({ brokers: testKafkaBrokers(), clientId: uniqueName('test'), topicPrefix: `${uniqueName('t')}.`, partitions: 3, logger: testLogger() })
-      : new SqlTransport({ url: testDatabaseUrl(), schema: uniqueName('bus'), logger: testLogger(), pollIntervalMs: 100 });
+  if (kind === 'sql') {
+    const t = new SqlTransport({ url: testDatabaseUrl(), schema: uniqueName('bus'), logger: testLogger(), pollIntervalMs: 100 });
+    await t.start();
+    return t;
+  }
+  const prefix = `${uniqueName('t')}.`;
+  const t = new KafkaTransport({ brokers: testKafkaBrokers(), clientId: uniqueName('test'), topicPrefix: prefix, partitions: 3, logger: testLogger() });
   await t.start();
   await t.ensureTopics(ALL_TOPICS);
+  // On close, the prefix's topics go too, so that a long-lived broker (KAFKA_BROKERS) does not fill up.
+  const close = t.close.bind(t);
+  t.close = async () => {
+    await close();
+    const admin = new Kafka({ brokers: testKafkaBrokers(), clientId: uniqueName('cleanup'), logLevel: logLevel.NOTHING }).admin();
+    try {
+      await admin.connect();
+      await admin.deleteTopics({ topics: ALL_TOPICS.map((topic) => prefix + topic), timeout: 10_000 });
+    } catch {
+      // Best effort: a broker that is going away with the test run takes its topics with it.
+    } finally {
+      await admin.disconnect();
+    }
+  };
   return t;
 }
 

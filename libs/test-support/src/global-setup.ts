@@ -5,7 +5,8 @@
  *  - Kafka: KAFKA_BROKERS if set; else testcontainers; else deploy/local/kafka.sh (Java 17 and Maven).
  * Each run gets a fresh database of its own, dropped at the end; whatever was started is stopped.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -15,6 +16,7 @@ import pg from 'pg';
 import { freePort, startEmbeddedPostgres } from '../../embedded-pg/src';
 
 const ROOT = path.resolve(__dirname, '../../..');
+const run = promisify(execFile);
 
 export interface TestInfraState {
   adminUrl: string;
@@ -65,15 +67,16 @@ async function startPostgres(state: TestInfraState, docker: boolean): Promise<st
   const dir = await mkdtemp(path.join(tmpdir(), 'cmc-test-pg-'));
   const { chmod } = await import('node:fs/promises');
   await chmod(dir, 0o755); // the postgres user must reach its data folder when we run as root
-  const pgServer = await startEmbeddedPostgres({ dataDir: path.join(dir, 'data') });
+  // The stop is registered before the start is awaited, so that a failure elsewhere still cleans this up.
+  const starting = startEmbeddedPostgres({ dataDir: path.join(dir, 'data') });
   state.stops.push({
     name: 'embedded postgres',
     stop: async () => {
-      await pgServer.stop();
+      await (await starting.catch(() => undefined))?.stop();
       await rm(dir, { recursive: true, force: true });
     },
   });
-  return pgServer.url;
+  return (await starting).url;
 }
 
 async function startKafka(state: TestInfraState, docker: boolean): Promise<string> {
@@ -96,14 +99,19 @@ async function startKafka(state: TestInfraState, docker: boolean): Promise<strin
   while (cport === port) cport = await freePort();
   const env = { ...process.env, KAFKA_LOCAL_DIR: dir, KAFKA_LOCAL_PORT: String(port), KAFKA_LOCAL_CONTROLLER_PORT: String(cport) };
   say(`starting Kafka with deploy/local/kafka.sh on 127.0.0.1:${port}`);
-  execFileSync(path.join(ROOT, 'deploy/local/kafka.sh'), ['start'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+  const script = path.join(ROOT, 'deploy/local/kafka.sh');
   state.stops.push({
     name: 'local kafka',
     stop: async () => {
-      execFileSync(path.join(ROOT, 'deploy/local/kafka.sh'), ['stop'], { env, stdio: 'ignore' });
+      await run(script, ['stop'], { env });
       await rm(dir, { recursive: true, force: true });
     },
   });
+  // Asynchronous, so that PostgreSQL starts at the same time.
+  const started = await run(script, ['start'], { env }).catch((e: { stderr?: string; message: string }) => {
+    throw new Error(`deploy/local/kafka.sh could not start Kafka: ${e.stderr ?? e.message}`);
+  });
+  if (started.stderr) process.stderr.write(started.stderr);
   return `127.0.0.1:${port}`;
 }
 
@@ -127,7 +135,7 @@ export default async function globalSetup(): Promise<void> {
     process.env.TEST_DATABASE_URL = withDatabase(adminUrl, state.database);
     process.env.TEST_KAFKA_BROKERS = brokers;
   } catch (e) {
-    for (const s of state.stops.reverse()) await s.stop().catch(() => undefined);
+    for (const s of [...state.stops].reverse()) await s.stop().catch(() => undefined);
     throw e;
   }
 }
