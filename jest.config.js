@@ -7,6 +7,7 @@ const moduleNameMapper = {
   '^@cmc/(fhir|config|db|contracts|events|http|auth|service|test-support|embedded-pg|logging)$': '<rootDir>/libs/$1/src',
   '^@cmc/consent-service$': '<rootDir>/services/consent/src',
   '^@cmc/care-plan-service$': '<rootDir>/services/care-plan/src',
+  '^@cmc/identity-service$': '<rootDir>/services/identity/src',
   '^@cmc/gateway$': '<rootDir>/services/gateway/src',
   '^@cmc/embedded$': '<rootDir>/services/embedded/src',
 };

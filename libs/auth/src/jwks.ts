@@ -6,7 +6,8 @@ export interface Jwk extends JsonWebKey {
   use?: string;
 }
 
-export type JwksSource = { url: string } | { keys: Jwk[] };
+/** Where the trusted keys come from: the issuer's JWKS URL, a fixed list, or (the issuer itself) a function. */
+export type JwksSource = { url: string } | { keys: Jwk[] } | { provider: () => Promise<Jwk[]> };
 
 interface CachedKey {
   pem: string;
@@ -49,9 +50,13 @@ export class JwksKeys {
   }
 
   private async refresh(): Promise<void> {
-    if (!('url' in this.source)) return;
+    if ('keys' in this.source) return;
     // Counted from the attempt, not the success: an issuer that is down is asked once per cooldown too.
     this.lastFetch = Date.now();
+    if ('provider' in this.source) {
+      this.keys = JwksKeys.index(await this.source.provider());
+      return;
+    }
     const res = await fetch(this.source.url, { signal: AbortSignal.timeout(this.opts.timeoutMs ?? 5000) });
     if (!res.ok) throw new Error(`JWKS answered ${res.status}`);
     const body = (await res.json()) as { keys?: Jwk[] };
@@ -64,7 +69,7 @@ export class JwksKeys {
     const stale = Date.now() - this.lastFetch > (this.opts.maxAgeMs ?? 10 * 60 * 1000);
     const known = this.keys.get(kid);
     if (known && !stale) return known;
-    if (!('url' in this.source)) return known;
+    if ('keys' in this.source) return known;
     // Callers arriving while a fetch is under way share it; a new fetch starts only after the cooldown.
     if (!this.inflight && (stale || Date.now() - this.lastFetch > (this.opts.cooldownMs ?? 30_000))) {
       this.inflight = this.refresh().finally(() => (this.inflight = undefined));

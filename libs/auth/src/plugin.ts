@@ -19,6 +19,8 @@ export interface AuthOptions {
    * so that the service can record the refused attempt. Its failure is logged; the refusal stands.
    */
   onRefused?: (request: FastifyRequest, refusal: OperationOutcomeError) => Promise<void>;
+  /** Least time between two fetches of the key set for an unknown kid (default 30 s). */
+  jwksCooldownMs?: number;
 }
 
 /** Who may call a route. A route with neither `public` nor `allow` refuses everyone: deny by default. */
@@ -33,6 +35,8 @@ declare module 'fastify' {
     /** A route anyone may call without a token (health, discovery). Everything else is denied by default. */
     public?: boolean;
     allow?: AccessRule;
+    /** Routes that finish a first-login step (change password, accept the policy) take pending tokens too. */
+    allowPending?: boolean;
   }
   interface FastifyRequest {
     principal?: Principal;
@@ -81,7 +85,7 @@ function allowed(p: Principal, rule: AccessRule): boolean {
  */
 export const authPlugin = fp(
   async (app: FastifyInstance, opts: AuthOptions) => {
-    const keys = new JwksKeys(opts.jwks);
+    const keys = new JwksKeys(opts.jwks, opts.jwksCooldownMs !== undefined ? { cooldownMs: opts.jwksCooldownMs } : {});
     await app.register(jwt, {
       decode: { complete: true },
       secret: {
@@ -134,6 +138,9 @@ export const authPlugin = fp(
       const p = principalOf(claims);
       if (typeof p === 'string') throw unauthorized(p);
       request.principal = p;
+      if (p.pending && !config.allowPending) {
+        throw forbidden(p.pending === 'password' ? 'change your temporary password first (POST /auth/change-password)' : 'accept the acceptable use policy first (POST /auth/accept-aup)');
+      }
       const rule = config.allow;
       if (!rule) throw forbidden('this operation is not open to any caller');
       if (!allowed(p, rule)) {

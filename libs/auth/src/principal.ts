@@ -19,6 +19,11 @@ export interface Principal {
   registration?: string;
   /** The token's `jti`, for audit records. */
   tokenId?: string;
+  /**
+   * A first-login step not yet done: `password` (a temporary password must be changed) or `aup` (the
+   * acceptable use policy must be accepted). Such a token opens only the routes that finish that step.
+   */
+  pending?: 'password' | 'aup';
 }
 
 /** The claims our tokens carry besides the registered ones (iss, sub, aud, exp, nbf, iat, jti). */
@@ -31,6 +36,7 @@ export interface CmcClaims {
   cmc_org?: unknown;
   cmc_patient?: unknown;
   cmc_reg?: unknown;
+  cmc_pending?: unknown;
 }
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' && v.length > 0 ? v : undefined);
@@ -78,6 +84,10 @@ export function principalOf(claims: CmcClaims): Principal | string {
     const reg = str(claims.cmc_reg);
     if (!reg || !REGISTRATION.test(reg)) return 'token professional registration is malformed';
     p.registration = reg;
+  }
+  if (claims.cmc_pending !== undefined) {
+    if (kind !== 'user' || (claims.cmc_pending !== 'password' && claims.cmc_pending !== 'aup')) return 'token pending step is malformed';
+    p.pending = claims.cmc_pending;
   }
   const jti = str(claims.jti);
   if (jti) p.tokenId = jti.slice(0, 200);

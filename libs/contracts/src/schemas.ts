@@ -17,7 +17,77 @@ export interface EventDefinition {
   schema: Record<string, unknown>;
 }
 
+const userId = uuid;
+const ods = { type: 'string', pattern: '^[A-Z0-9]{3,10}$' } as const;
+const roleName = { enum: ['clinician', 'administrator', 'urgent-care', 'service-team', 'patient', 'proxy'] } as const;
+const address = { type: 'string', maxLength: 100 } as const;
+const email = { type: 'string', format: 'email', maxLength: 254 } as const;
+const secretUrl = { type: 'string', format: 'uri', maxLength: 2000 } as const;
+const closed = (required: string[], properties: Record<string, unknown>) => ({ type: 'object', additionalProperties: false, required, properties }) as const;
+
 export const EVENT_DEFINITIONS = {
+  'cmc.identity.user-created.v1': {
+    topic: TOPICS.identity,
+    doc: 'An account was created: staff by the service team, a patient or proxy by invitation.',
+    schema: closed(['userId', 'role'], { userId, role: roleName, organisation: ods, createdBy: { type: 'string', maxLength: 200 } }),
+  },
+  'cmc.identity.user-locked.v1': {
+    topic: TOPICS.identity,
+    doc: 'An account was locked: after 180 days unused, after too many failed logins (until a time), or by an administrator.',
+    schema: closed(['userId', 'reason'], { userId, reason: { enum: ['inactivity', 'failed-attempts'] }, until: dateTime }),
+  },
+  'cmc.identity.user-unlocked.v1': {
+    topic: TOPICS.identity,
+    doc: 'A locked account was unlocked by the service team.',
+    schema: closed(['userId', 'by'], { userId, by: { type: 'string', maxLength: 200 } }),
+  },
+  'cmc.identity.user-deactivated.v1': {
+    topic: TOPICS.identity,
+    doc: 'An account was deactivated (the person left); every session of theirs ended.',
+    schema: closed(['userId', 'by'], { userId, by: { type: 'string', maxLength: 200 } }),
+  },
+  'cmc.identity.login-succeeded.v1': {
+    topic: TOPICS.identity,
+    doc: 'A person logged in.',
+    schema: closed(['userId', 'role'], { userId, role: roleName, organisation: ods, clientAddress: address, deviceId: uuid }),
+  },
+  'cmc.identity.login-failed.v1': {
+    topic: TOPICS.identity,
+    doc: 'A login was refused: wrong password, or a governance gate (which one is in reason).',
+    schema: closed(['reason'], { userId, reason: { type: 'string', maxLength: 100 }, clientAddress: address }),
+  },
+  'cmc.identity.policy-accepted.v1': {
+    topic: TOPICS.identity,
+    doc: 'A person accepted the acceptable use policy (a version of it).',
+    schema: closed(['userId', 'policyVersion'], { userId, policyVersion: { type: 'string', maxLength: 50 } }),
+  },
+  'cmc.identity.organisation-changed.v1': {
+    topic: TOPICS.identity,
+    doc: 'An organisation was registered or its governance details changed.',
+    schema: closed(['odsCode', 'change'], { odsCode: ods, change: { enum: ['created', 'updated'] }, fields: { type: 'array', maxItems: 20, items: { type: 'string', maxLength: 50 } } }),
+  },
+  'cmc.identity.client-registered.v1': {
+    topic: TOPICS.identity,
+    doc: 'A system client (GP system, dispatch) was registered or changed.',
+    schema: closed(['clientId', 'organisation', 'scopes'], { clientId: { type: 'string', maxLength: 200 }, organisation: ods, scopes: { type: 'array', maxItems: 50, items: { type: 'string', maxLength: 100 } } }),
+  },
+  'cmc.identity.password-reset-requested.v1': {
+    topic: TOPICS.identity,
+    doc: 'A password reset was asked for. Carries a single-use secret link for the notification service to mail: consumers must not store resetUrl.',
+    schema: closed(['userId', 'email', 'resetUrl', 'expiresAt'], { userId, email, resetUrl: secretUrl, expiresAt: dateTime }),
+  },
+  'cmc.identity.invitation-created.v1': {
+    topic: TOPICS.identity,
+    doc: 'A clinician invited a patient or proxy viewer. Carries a single-use secret link: consumers must not store acceptUrl.',
+    schema: closed(['userId', 'email', 'role', 'acceptUrl', 'expiresAt', 'invitedBy'], {
+      userId,
+      email,
+      role: { enum: ['patient', 'proxy'] },
+      acceptUrl: secretUrl,
+      expiresAt: dateTime,
+      invitedBy: { type: 'string', maxLength: 200 },
+    }),
+  },
   'cmc.consent.granted.v1': {
     topic: TOPICS.consent,
     doc: 'A patient consent to an urgent care plan became active (created, or a new active version).',

@@ -31,7 +31,23 @@ export interface AccessRecordedData {
   purposeOfUse?: string;
 }
 
-export interface EventDataMap {
+type Role = 'clinician' | 'administrator' | 'urgent-care' | 'service-team' | 'patient' | 'proxy';
+
+export interface IdentityEventData {
+  'cmc.identity.user-created.v1': { userId: string; role: Role; organisation?: string; createdBy?: string };
+  'cmc.identity.user-locked.v1': { userId: string; reason: 'inactivity' | 'failed-attempts'; until?: string };
+  'cmc.identity.user-unlocked.v1': { userId: string; by: string };
+  'cmc.identity.user-deactivated.v1': { userId: string; by: string };
+  'cmc.identity.login-succeeded.v1': { userId: string; role: Role; organisation?: string; clientAddress?: string; deviceId?: string };
+  'cmc.identity.login-failed.v1': { userId?: string; reason: string; clientAddress?: string };
+  'cmc.identity.policy-accepted.v1': { userId: string; policyVersion: string };
+  'cmc.identity.organisation-changed.v1': { odsCode: string; change: 'created' | 'updated'; fields?: string[] };
+  'cmc.identity.client-registered.v1': { clientId: string; organisation: string; scopes: string[] };
+  'cmc.identity.password-reset-requested.v1': { userId: string; email: string; resetUrl: string; expiresAt: string };
+  'cmc.identity.invitation-created.v1': { userId: string; email: string; role: 'patient' | 'proxy'; acceptUrl: string; expiresAt: string; invitedBy: string };
+}
+
+export interface EventDataMap extends IdentityEventData {
   'cmc.consent.granted.v1': ConsentGrantedData;
   'cmc.consent.withdrawn.v1': ConsentWithdrawnData;
   'cmc.access.recorded.v1': AccessRecordedData;

@@ -6,8 +6,9 @@ export { sql };
 export type { Migration } from 'kysely/migration';
 export type { Kysely, Transaction, Selectable, Insertable, Updateable, Generated, ColumnType } from 'kysely';
 
-// Return BIGINT (int8) as string is pg's default; COUNT(*) etc. We keep strings for int8 to avoid precision
-// loss; timestamps come back as Date.
+// int8 comes back as a string (pg's default: no precision lost); timestamps as Date; a DATE column as its
+// 'YYYY-MM-DD' string, since a calendar date has no time zone and pg would otherwise make it local midnight.
+pg.types.setTypeParser(pg.types.builtins.DATE, (value: string) => value);
 
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 

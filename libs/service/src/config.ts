@@ -26,10 +26,13 @@ export interface ServiceIdentity {
   envPrefix: string;
   defaultPort: number;
   defaultSchema: string;
+  /** Settings of this service alone, beyond the common ones (read, checked and documented the same way). */
+  configSpec?: Spec;
 }
 
 export function serviceConfigSpec(id: ServiceIdentity): Spec {
   return {
+    ...id.configSpec,
     [`${id.envPrefix}_PORT`]: port({ doc: `Port of the ${id.name} service (0 picks a free one).`, default: id.defaultPort }),
     [`${id.envPrefix}_DB_SCHEMA`]: str({ doc: `Database schema of the ${id.name} service.`, default: id.defaultSchema, pattern: /^[a-z_][a-z0-9_]{0,62}$/ }),
     [`${id.envPrefix}_DATABASE_URL`]: optionalUrl({ doc: `PostgreSQL of the ${id.name} service, when not DATABASE_URL.`, protocols: ['postgres', 'postgresql'], secret: true }),
@@ -47,6 +50,8 @@ export interface ServiceConfig {
   trustProxy: string;
   events: EventsConfig;
   auth: { jwksUrl: string; issuer: string; audience: string };
+  /** The service's own settings (its configSpec), by variable name. */
+  own: Record<string, unknown>;
 }
 
 /** Reads a service's configuration; throws ConfigError naming every bad key, so the service will not start. */
@@ -71,6 +76,7 @@ export function loadServiceConfig(id: ServiceIdentity, env: Record<string, strin
       BUS_SCHEMA: common.BUS_SCHEMA,
     },
     auth: { jwksUrl: common.AUTH_JWKS_URL, issuer: common.AUTH_ISSUER, audience: common.AUTH_AUDIENCE },
+    own,
   };
 }
 

@@ -14,6 +14,8 @@ export interface ServiceContext<DB extends EventsTables> {
   database: Database<DB>;
   transport: Transport;
   logger: Logger;
+  /** What the service's setup made (e.g. identity's key store), for its routes. */
+  state?: unknown;
 }
 
 export interface ConsumerDefinition<DB extends EventsTables> {
@@ -27,6 +29,11 @@ export interface ServiceDefinition<DB extends EventsTables> extends ServiceIdent
   description: string;
   migrations: Record<string, Migration>;
   consumers?: ConsumerDefinition<DB>[];
+  /**
+   * Runs once at start, after migrations and before the app is built. It may make state for the routes and
+   * name the keys tokens are checked against (identity trusts its own key store rather than a URL).
+   */
+  setup?: (ctx: ServiceContext<DB>) => Promise<{ state?: unknown; jwks?: JwksSource }>;
   routes?: (app: FastifyInstance, ctx: ServiceContext<DB>) => Promise<void>;
 }
 
@@ -62,6 +69,8 @@ export async function buildServiceApp<DB extends EventsTables>(
   opts: { jwks?: JwksSource; logger?: Logger | false } = {},
 ): Promise<FastifyInstance> {
   const { config, database, transport } = ctx;
+  const prepared = def.setup ? await def.setup(ctx) : {};
+  if (prepared.state !== undefined) ctx.state = prepared.state;
   const app = await createApp({
     service: def.name,
     description: def.description,
@@ -76,7 +85,8 @@ export async function buildServiceApp<DB extends EventsTables>(
   await app.register(authPlugin, {
     issuer: config.auth.issuer,
     audience: config.auth.audience,
-    jwks: opts.jwks ?? { url: config.auth.jwksUrl },
+    jwks: prepared.jwks ?? opts.jwks ?? { url: config.auth.jwksUrl },
+    ...(prepared.jwks && 'provider' in prepared.jwks ? { jwksCooldownMs: 1000 } : {}),
     onRefused: recordRefusal(database.db, database.schema, def.name),
   });
   if (def.routes) await def.routes(app, ctx);

@@ -1,6 +1,7 @@
 import { carePlanService } from '@cmc/care-plan-service';
 import { int, loadConfig, port, str } from '@cmc/config';
 import { consentService } from '@cmc/consent-service';
+import { identityService } from '@cmc/identity-service';
 import { startEmbeddedPostgres, type EmbeddedPg } from '@cmc/embedded-pg';
 import { buildGateway } from '@cmc/gateway';
 import { loadServiceConfig, startService, type RunningService, type ServiceDefinition, type StartOptions } from '@cmc/service';
@@ -10,7 +11,7 @@ import path from 'node:path';
 
 /** Every service that exists, in start order (producers before the consumers of their events is not needed:
  * consumers read from the beginning of the log). */
-export const SERVICES = [consentService, carePlanService] as unknown as ServiceDefinition<EventsTables>[];
+export const SERVICES = [identityService, consentService, carePlanService] as unknown as ServiceDefinition<EventsTables>[];
 
 export const embeddedConfigSpec = {
   CMC_DATA_DIR: str({ doc: 'Folder of the embedded PostgreSQL data (embedded setup).', default: '.data/embedded' }),
@@ -66,10 +67,12 @@ export async function startPlatform(opts: PlatformOptions = {}): Promise<Platfor
       const url = await running.listen();
       started.push({ name: def.name, url, running });
       log(`${def.name} service listening at ${url}`);
+      // The other services take identity's keys straight from it, unless told otherwise.
+      if (def.name === 'identity' && !env.AUTH_JWKS_URL) env.AUTH_JWKS_URL = `${url}/.well-known/jwks.json`;
     }
     const byName = Object.fromEntries(started.map((s) => [s.name, s.url]));
     const gateway = await buildGateway({
-      upstreams: { consent: byName.consent, 'care-plan': byName['care-plan'] },
+      upstreams: { identity: byName.identity, consent: byName.consent, 'care-plan': byName['care-plan'] },
       timeoutMs: own.GATEWAY_TIMEOUT_MS,
       trustProxy: own.GATEWAY_TRUST_PROXY,
       logger: opts.serviceOptions?.logger === false ? false : { level: env.LOG_LEVEL ?? 'info' },

@@ -1,78 +1,107 @@
 /**
  * `pnpm start` in a test: the whole platform in one process on an embedded PostgreSQL of its own (a fresh
- * data folder), with the Kafka-free transport, behind the gateway; then stopped and started again on the
- * same folder, to show the data stays.
+ * data folder), with the Kafka-free transport, behind the gateway. A service-team admin (bootstrapped)
+ * registers an organisation and a clinician; the clinician logs in through the gateway, does the first-login
+ * steps and records a consent, which reaches the care-plan projection. Then the platform stops and starts
+ * again on the same folder, and the consent is still there.
  */
 import { startPlatform, type Platform } from '@cmc/embedded';
 import { activeConsentOf, type CarePlanDB } from '@cmc/care-plan-service';
 import type { Database } from '@cmc/db';
-import { TestIssuer, aConsent, randomNhsNumber, waitFor } from '@cmc/test-support';
+import { aConsent, randomNhsNumber, waitFor } from '@cmc/test-support';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
-import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
+interface Tokens {
+  access_token: string;
+  refresh_token: string;
+  pending?: string;
+}
+
 describe('the embedded platform', () => {
-  const issuer = new TestIssuer();
   let dataDir: string;
-  let jwksServer: http.Server;
   let env: Record<string, string>;
   let platform: Platform | undefined;
 
   beforeAll(async () => {
     dataDir = await mkdtemp(path.join(tmpdir(), 'cmc-embedded-'));
     await chmod(dataDir, 0o755);
-    // The services fetch the issuer's keys over HTTP, as they will from the identity service.
-    jwksServer = http.createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(issuer.jwks)));
-    await new Promise<void>((r) => jwksServer.listen(0, '127.0.0.1', () => r()));
-    const { port } = jwksServer.address() as import('node:net').AddressInfo;
     env = {
       CMC_DATA_DIR: dataDir,
       EMBEDDED_PG_PORT: '0',
-      AUTH_JWKS_URL: `http://127.0.0.1:${port}/.well-known/jwks.json`,
-      AUTH_ISSUER: issuer.issuer,
-      AUTH_AUDIENCE: issuer.audience,
       LOG_LEVEL: 'silent',
+      CMC_BOOTSTRAP_ADMIN_EMAIL: 'admin@cmc.test',
+      CMC_BOOTSTRAP_ADMIN_PASSWORD: 'Bootstrap-Passw0rd',
+      // Cheap hashing for a test; the defaults are OWASP's.
+      IDENTITY_ARGON2_MEMORY_KIB: '8192',
+      IDENTITY_ARGON2_PASSES: '1',
     };
   });
 
   afterAll(async () => {
     await platform?.stop();
-    await new Promise((r) => jwksServer?.close(r));
     await rm(dataDir, { recursive: true, force: true });
   });
 
-  it('when started with nothing running, then every service and the gateway are ready, and a consent flows through', async () => {
+  const call = async (method: string, url: string, body?: unknown, token?: string) => {
+    const res = await fetch(`${platform!.gatewayUrl}${url}`, {
+      method,
+      headers: { ...(body ? { 'content-type': url.startsWith('/fhir') ? 'application/fhir+json' : 'application/json' } : {}), ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      ...(body ? { body: JSON.stringify(body) } : {}),
+    });
+    const text = await res.text();
+    return { status: res.status, json: (text ? JSON.parse(text) : undefined) as unknown, headers: res.headers };
+  };
+
+  /** Logs in and does the first-login steps (temporary password, policy) through the gateway. */
+  const loginFully = async (email: string, password: string, newPassword?: string): Promise<string> => {
+    const step = async (url: string, body: unknown, token?: string): Promise<Tokens> => {
+      const res = await call('POST', url, body, token);
+      if (res.status !== 200) throw new Error(`${url} answered ${res.status}: ${JSON.stringify(res.json)}`);
+      return res.json as Tokens;
+    };
+    let tokens = await step('/auth/login', { email, password });
+    if (tokens.pending === 'password') tokens = await step('/auth/change-password', { currentPassword: password, newPassword }, tokens.access_token);
+    if (tokens.pending === 'aup') tokens = await step('/auth/accept-aup', { version: '2026-11' }, tokens.access_token);
+    expect(tokens.pending).toBeUndefined();
+    return tokens.access_token;
+  };
+
+  it('when started with nothing running, then every service is ready, and a clinician set up by the service team records a consent', async () => {
     platform = await startPlatform({ env, ephemeralPorts: true, serviceOptions: { logger: false } });
+    expect(platform.services.map((s) => s.name)).toEqual(['identity', 'consent', 'care-plan']);
     for (const s of platform.services) {
       const res = await fetch(`${s.url}/health/ready`);
       expect({ service: s.name, status: res.status }).toEqual({ service: s.name, status: 200 });
     }
-    expect(platform.services.map((s) => s.name)).toEqual(['consent', 'care-plan']);
-    const ready = await fetch(`${platform.gatewayUrl}/health/ready`);
+    const ready = await call('GET', '/health/ready');
     expect(ready.status).toBe(200);
-    expect(await ready.json()).toMatchObject({ checks: { consent: 'up', 'care-plan': 'up' } });
+    expect(ready.json).toMatchObject({ checks: { identity: 'up', consent: 'up', 'care-plan': 'up' } });
+
+    const admin = await loginFully('admin@cmc.test', 'Bootstrap-Passw0rd');
+    const today = new Date().toISOString().slice(0, 10);
+    const org = await call('POST', '/api/organisations', { odsCode: 'H81001', name: 'Sunrise Care Home', type: 'care-home', isaSignedOn: today, dsptStatus: 'standards-met', dsptAssessedOn: today }, admin);
+    expect(org.status).toBe(201);
+    const created = await call('POST', '/api/users', { email: 'nurse@sunrise.test', name: 'A Nurse', organisation: 'H81001', role: 'clinician', registration: { body: 'NMC', number: '12A3456B' }, trainedOn: today, temporaryPassword: 'Temporary-Passw0rd' }, admin);
+    expect(created.status).toBe(201);
+    const nurse = await loginFully('nurse@sunrise.test', 'Temporary-Passw0rd', 'My-Own-Passw0rd');
 
     const nhs = randomNhsNumber();
-    const created = await fetch(`${platform.gatewayUrl}/fhir/R4/Consent`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/fhir+json', authorization: issuer.bearer({ role: 'clinician', org: 'A11111' }) },
-      body: JSON.stringify(aConsent(nhs)),
-    });
-    expect(created.status).toBe(201);
+    const consent = await call('POST', '/fhir/R4/Consent', aConsent(nhs), nurse);
+    expect(consent.status).toBe(201);
     // The Location names the gateway, the one base URL clients know.
-    expect(created.headers.get('location')).toMatch(new RegExp(`^${platform.gatewayUrl}/fhir/R4/Consent/[0-9a-f-]{36}/_history/1$`));
+    expect(consent.headers.get('location')).toMatch(new RegExp(`^${platform.gatewayUrl}/fhir/R4/Consent/[0-9a-f-]{36}/_history/1$`));
     const carePlan = platform.services.find((s) => s.name === 'care-plan')!.running.database as unknown as Database<CarePlanDB>;
-    const projected = await waitFor(() => activeConsentOf(carePlan.db, nhs), 15_000, 'projection');
-    expect(projected.status).toBe('active');
-    const id = ((await created.json()) as { id: string }).id;
+    expect((await waitFor(() => activeConsentOf(carePlan.db, nhs), 15_000, 'projection')).status).toBe('active');
+    const id = (consent.json as { id: string }).id;
 
     await platform.stop();
     platform = undefined;
 
-    // Started again on the same folder: the consent is still there.
+    // Started again on the same folder: the accounts, keys and the consent are all still there.
     platform = await startPlatform({ env, ephemeralPorts: true, serviceOptions: { logger: false } });
-    const read = await fetch(`${platform.gatewayUrl}/fhir/R4/Consent/${id}`, { headers: { authorization: issuer.bearer({ role: 'clinician', org: 'A11111' }) } });
-    expect(read.status).toBe(200);
+    const again = await loginFully('nurse@sunrise.test', 'My-Own-Passw0rd');
+    expect((await call('GET', `/fhir/R4/Consent/${id}`, undefined, again)).status).toBe(200);
   });
 });

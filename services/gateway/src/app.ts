@@ -56,7 +56,11 @@ export async function buildGateway(opts: GatewayOptions): Promise<FastifyInstanc
     if (!owner) return sendOutcome(reply, 404, [{ code: 'not-found', diagnostics: `no service serves ${request.method} ${request.url.split('?')[0] ?? ''}` }]);
     if (!base) return sendOutcome(reply, 503, [{ code: 'transient', diagnostics: `the ${owner} service is not available` }]);
     // The raw path, not a URL library's normalisation of it: what was checked is what is forwarded.
+    // The body goes on as the bytes that came (reply-from would re-encode a JSON content type itself).
+    const body = Buffer.isBuffer(request.body) ? request.body : undefined;
+    const contentType = request.headers['content-type'];
     return reply.from(`${new URL(base).origin}${request.url}`, {
+      ...(body && contentType ? { body, contentType } : {}),
       rewriteRequestHeaders: (req, headers) => ({
         ...headers,
         'x-request-id': String(req.id),

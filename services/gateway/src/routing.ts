@@ -19,6 +19,7 @@ export const API_OWNERS: Record<string, Upstream> = {
   organisations: 'identity',
   clients: 'identity',
   devices: 'identity',
+  invitations: 'identity',
   'care-plans': 'care-plan',
   flags: 'care-plan',
   audit: 'audit',

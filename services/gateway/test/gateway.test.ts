@@ -122,6 +122,8 @@ describe('the gateway', () => {
       body: { resourceType: 'Consent' },
       forwardedFor: '127.0.0.1',
     });
+    const json = await gateway.inject({ method: 'POST', url: '/api/flags/$lookup', headers: { 'content-type': 'application/json' }, payload: '{"nhsNumbers":["9434765919"]}' });
+    expect(json.json()).toMatchObject({ service: 'care-plan', contentType: 'application/json', body: { nhsNumbers: ['9434765919'] } });
     const cp = await gateway.inject({ method: 'GET', url: '/api/flags/9434765919' });
     expect(cp.json()).toMatchObject({ service: 'care-plan', url: '/api/flags/9434765919' });
   });

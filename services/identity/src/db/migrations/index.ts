@@ -1,0 +1,7 @@
+import type { Migration } from '@cmc/db';
+import * as m20261124T01 from './2026-11-24T01-identity';
+
+/** Every migration of the identity schema, by dated name. */
+export const migrations: Record<string, Migration> = {
+  '2026-11-24T01-identity': m20261124T01,
+};

@@ -1,0 +1,4 @@
+import { runServiceMain } from '@cmc/service';
+import { identityService } from './app';
+
+runServiceMain(identityService);
