@@ -2,7 +2,7 @@ import { describeConfig } from '@cmc/config';
 import { eventsConfigSpec, SqlTransport, type EventsTables } from '@cmc/events';
 import { buildGateway, gatewayConfigSpec } from '@cmc/gateway';
 import { buildServiceApp, commonConfigSpec, describeServiceConfig, loadServiceConfig } from '@cmc/service';
-import { createDatabase } from '@cmc/db';
+import { createDatabase, migrateToLatest, type Kysely } from '@cmc/db';
 import { createLogger } from '@cmc/logging';
 import { embeddedConfigSpec, SERVICES } from './platform';
 
@@ -40,21 +40,27 @@ export function configurationReference(): string {
 }
 
 /**
- * The OpenAPI document of each service, from its route schemas. Builds each app without connecting to
- * anything (the database pool and transport are created but never used).
+ * The OpenAPI document of each service, from its route schemas. Each service is set up (migrations and its
+ * setup step, in a schema of its own) in the given database, since some routes are built from state the
+ * setup makes; nothing listens and no event is sent.
  */
-export async function openApiDocuments(): Promise<Record<string, unknown>> {
+export async function openApiDocuments(databaseUrl: string, schemaSuffix: string): Promise<Record<string, unknown>> {
   const docs: Record<string, unknown> = {};
+  const logger = createLogger({ service: 'docs', level: 'silent' });
   for (const def of SERVICES) {
-    const config = loadServiceConfig(def, {});
+    const config = loadServiceConfig(def, { DATABASE_URL: databaseUrl, [`${def.envPrefix}_DB_SCHEMA`]: `${def.defaultSchema}_${schemaSuffix}` });
     const database = createDatabase<EventsTables>({ url: config.databaseUrl, schema: config.schema });
-    const transport = new SqlTransport({ url: config.databaseUrl, logger: createLogger({ service: 'docs', level: 'silent' }) });
-    const app = await buildServiceApp(def, { config, database, transport, logger: createLogger({ service: 'docs', level: 'silent' }) }, { logger: false, jwks: { keys: [] } });
-    await app.ready();
-    docs[def.name] = app.swagger();
-    await app.close();
-    await transport.close();
-    await database.close();
+    const transport = new SqlTransport({ url: config.databaseUrl, logger });
+    try {
+      await migrateToLatest(database.db as Kysely<unknown>, config.schema, def.migrations);
+      const app = await buildServiceApp(def, { config, database, transport, logger }, { logger: false, jwks: { keys: [] } });
+      await app.ready();
+      docs[def.name] = app.swagger();
+      await app.close();
+    } finally {
+      await transport.close();
+      await database.close();
+    }
   }
   const gateway = await buildGateway({ upstreams: {}, logger: false });
   await gateway.ready();
