@@ -86,7 +86,8 @@ export async function buildServiceApp<DB extends EventsTables>(
     issuer: config.auth.issuer,
     audience: config.auth.audience,
     jwks: prepared.jwks ?? opts.jwks ?? { url: config.auth.jwksUrl },
-    ...(prepared.jwks && 'provider' in prepared.jwks ? { jwksCooldownMs: 1000 } : {}),
+    // A provider is the service's own key store (cheap to ask, and it bounds its own reloads).
+    ...(prepared.jwks && 'provider' in prepared.jwks ? { jwksCooldownMs: 0 } : {}),
     onRefused: recordRefusal(database.db, database.schema, def.name),
   });
   if (def.routes) await def.routes(app, ctx);

@@ -47,7 +47,7 @@ export const identityService: ServiceDefinition<IdentityDB> = {
     const admin = await bootstrapAdmin(identity);
     if (admin === 'created') ctx.logger.info('bootstrap service-team admin created');
     // Identity checks tokens against its own key store, not against a URL that leads back to itself.
-    return { state: identity, jwks: { provider: () => keys.publicKeys() } };
+    return { state: identity, jwks: { provider: () => keys.publicKeys(250) } };
   },
   routes: async (app, ctx) => {
     const identity = identityOf(ctx);

@@ -45,13 +45,17 @@ export class KeyStore {
     this.loadedAt = Date.now();
   }
 
-  private async fresh(): Promise<void> {
-    if (Date.now() - this.loadedAt > this.refreshMs) await this.load();
+  private async fresh(maxAgeMs = this.refreshMs): Promise<void> {
+    if (Date.now() - this.loadedAt > maxAgeMs) await this.load();
   }
 
-  /** The public keys anyone may use to verify our tokens (the JWKS). */
-  async publicKeys(): Promise<Jwk[]> {
-    await this.fresh();
+  /**
+   * The public keys anyone may use to verify our tokens (the JWKS). `maxAgeMs` bounds how old the list may
+   * be: our own verifier asks with a small one when a token names a kid it does not know (a key another
+   * instance has just rotated in).
+   */
+  async publicKeys(maxAgeMs?: number): Promise<Jwk[]> {
+    await this.fresh(maxAgeMs);
     return this.keys.map((k) => k.publicJwk);
   }
 
