@@ -216,6 +216,29 @@ describe('authPlugin', () => {
     });
   });
 
+  describe('when the same token comes again', () => {
+    it('when a token was accepted, then it is accepted again from memory until it expires, and refused after', async () => {
+      const token = issuer.token({ role: 'clinician', org: 'A81001' }, { exp: now() + 120 });
+      expect((await get('/clinical', bearer(token))).statusCode).toBe(200);
+      expect((await get('/clinical', bearer(token))).statusCode).toBe(200);
+      const realNow = Date.now;
+      const later = realNow() + 150_000;
+      const spy = jest.spyOn(Date, 'now').mockImplementation(() => later);
+      try {
+        expectRefusal(await get('/clinical', bearer(token)), 401, 'token has expired');
+      } finally {
+        spy.mockRestore();
+      }
+    });
+
+    it('when a remembered token is sent to a route its role may not use, then still 403', async () => {
+      const token = issuer.token({ role: 'administrator', org: 'A81001' });
+      expect((await get('/open', bearer(token))).statusCode).toBe(200);
+      expectRefusal(await get('/clinical', bearer(token)), 403);
+      expectRefusal(await get('/clinical', bearer(token)), 403);
+    });
+  });
+
   describe('when the claims do not make a principal', () => {
     it('when a user token names an unknown role, then 401', async () => {
       expectRefusal(await get('/clinical', bearer(issuer.token({ role: 'superuser' }))), 401, 'token names an unknown role');
