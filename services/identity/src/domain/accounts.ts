@@ -1,5 +1,5 @@
 import type { Principal } from '@cmc/auth';
-import type { Selectable, Transaction } from '@cmc/db';
+import type { Insertable, Selectable, Transaction } from '@cmc/db';
 import { publish } from '@cmc/events';
 import { OperationOutcomeError, conflict, notFound, unauthorized, type IssueInput } from '@cmc/fhir';
 import { randomUUID } from 'node:crypto';
@@ -9,6 +9,34 @@ import type { OrganisationRow } from './governance';
 import { normaliseEmail, organisationOf, pendingFor } from './login';
 import { hashPassword, passwordProblems, verifyPassword } from './passwords';
 import { issueTokens, newSecret, revokeAllSessions, sha256, type TokenPair } from './tokens';
+
+/** A new account row: every column a new account starts with, and what the caller says of this one. */
+export function newUserRow(
+  fields: Pick<Insertable<UsersTable>, 'email' | 'name' | 'organisation_id' | 'role' | 'password_hash'> & Partial<Insertable<UsersTable>>,
+): Insertable<UsersTable> {
+  const now = new Date();
+  return {
+    id: randomUUID(),
+    registration_body: null,
+    registration_number: null,
+    trained_on: null,
+    must_change_password: false,
+    aup_accepted_at: null,
+    aup_version: null,
+    active: true,
+    deactivated_at: null,
+    failed_attempts: 0,
+    locked_until: null,
+    locked_reason: null,
+    last_login_at: null,
+    activity_since: now,
+    patient_nhs_number: null,
+    proxy_relationship: null,
+    invited_by: null,
+    updated_at: now,
+    ...fields,
+  };
+}
 
 const passwordIssues = (password: string, expression: string): IssueInput[] =>
   passwordProblems(password).map((diagnostics) => ({ code: 'value' as const, diagnostics, expression }));
@@ -175,34 +203,21 @@ export async function createStaff(ctx: IdentityContext, input: StaffInput, by: P
     }
     const email = normaliseEmail(input.email);
     if (await trx.selectFrom('users').select('id').where('email', '=', email).executeTakeFirst()) throw conflict('an account with this email exists');
-    const now = new Date();
     const row = await trx
       .insertInto('users')
-      .values({
-        id: randomUUID(),
-        email,
-        name: input.name,
-        organisation_id: org.id,
-        role: input.role,
-        registration_body: input.registration?.body ?? null,
-        registration_number: input.registration?.number ?? null,
-        trained_on: input.trainedOn ?? null,
-        password_hash: hash,
-        must_change_password: true,
-        aup_accepted_at: null,
-        aup_version: null,
-        active: true,
-        deactivated_at: null,
-        failed_attempts: 0,
-        locked_until: null,
-        locked_reason: null,
-        last_login_at: null,
-        activity_since: now,
-        patient_nhs_number: null,
-        proxy_relationship: null,
-        invited_by: null,
-        updated_at: now,
-      })
+      .values(
+        newUserRow({
+          email,
+          name: input.name,
+          organisation_id: org.id,
+          role: input.role,
+          registration_body: input.registration?.body ?? null,
+          registration_number: input.registration?.number ?? null,
+          trained_on: input.trainedOn ?? null,
+          password_hash: hash,
+          must_change_password: true,
+        }),
+      )
       .returningAll()
       .executeTakeFirstOrThrow();
     await publish(trx, ctx.database.schema, {
@@ -384,36 +399,23 @@ export async function invite(ctx: IdentityContext, input: InvitationInput, by: P
   return ctx.database.db.transaction().execute(async (trx) => {
     const email = normaliseEmail(input.email);
     if (await trx.selectFrom('users').select('id').where('email', '=', email).executeTakeFirst()) throw conflict('an account with this email exists');
-    const id = randomUUID();
     const now = new Date();
-    await trx
+    const { id } = await trx
       .insertInto('users')
-      .values({
-        id,
-        email,
-        name: input.name,
-        organisation_id: null,
-        role: input.role,
-        registration_body: null,
-        registration_number: null,
-        trained_on: null,
-        password_hash: null,
-        must_change_password: false,
-        aup_accepted_at: null,
-        aup_version: null,
-        active: true,
-        deactivated_at: null,
-        failed_attempts: 0,
-        locked_until: null,
-        locked_reason: null,
-        last_login_at: null,
-        activity_since: now,
-        patient_nhs_number: input.nhsNumber,
-        proxy_relationship: input.relationship ?? null,
-        invited_by: by.subject,
-        updated_at: now,
-      })
-      .execute();
+      .values(
+        newUserRow({
+          email,
+          name: input.name,
+          organisation_id: null,
+          role: input.role,
+          password_hash: null,
+          patient_nhs_number: input.nhsNumber,
+          proxy_relationship: input.relationship ?? null,
+          invited_by: by.subject,
+        }),
+      )
+      .returning('id')
+      .executeTakeFirstOrThrow();
     const token = newSecret('inv');
     const expiresAt = new Date(now.getTime() + INVITATION_DAYS * 86_400_000);
     await trx.insertInto('action_tokens').values({ id: randomUUID(), user_id: id, purpose: 'invitation', token_hash: sha256(token), expires_at: expiresAt, used_at: null }).execute();

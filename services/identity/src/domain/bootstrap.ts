@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { SERVICE_SOURCE, type IdentityContext } from './context';
 import { normaliseEmail } from './login';
 import { hashPassword, passwordProblems } from './passwords';
+import { newUserRow } from './accounts';
 
 /**
  * The first service-team admin, from CMC_BOOTSTRAP_ADMIN_EMAIL and CMC_BOOTSTRAP_ADMIN_PASSWORD (as
@@ -32,36 +33,20 @@ export async function bootstrapAdmin(ctx: IdentityContext): Promise<'created' | 
         .executeTakeFirstOrThrow();
       await publish(trx, ctx.database.schema, { type: 'cmc.identity.organisation-changed.v1', source: SERVICE_SOURCE, key: ods, data: { odsCode: ods, change: 'created' } });
     }
-    const id = randomUUID();
-    const now = new Date();
-    await trx
+    const { id } = await trx
       .insertInto('users')
-      .values({
-        id,
-        email: normaliseEmail(email),
-        name: 'Bootstrap administrator',
-        organisation_id: org.id,
-        role: 'service-team',
-        registration_body: null,
-        registration_number: null,
-        trained_on: today,
-        password_hash: hash,
-        must_change_password: false,
-        aup_accepted_at: null,
-        aup_version: null,
-        active: true,
-        deactivated_at: null,
-        failed_attempts: 0,
-        locked_until: null,
-        locked_reason: null,
-        last_login_at: null,
-        activity_since: now,
-        patient_nhs_number: null,
-        proxy_relationship: null,
-        invited_by: null,
-        updated_at: now,
-      })
-      .execute();
+      .values(
+        newUserRow({
+          email: normaliseEmail(email),
+          name: 'Bootstrap administrator',
+          organisation_id: org.id,
+          role: 'service-team',
+          trained_on: today,
+          password_hash: hash,
+        }),
+      )
+      .returning('id')
+      .executeTakeFirstOrThrow();
     await publish(trx, ctx.database.schema, { type: 'cmc.identity.user-created.v1', source: SERVICE_SOURCE, key: id, data: { userId: id, role: 'service-team', organisation: org.ods_code, createdBy: 'bootstrap' } });
     return 'created';
   });

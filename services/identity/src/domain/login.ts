@@ -30,8 +30,9 @@ function pendingFor(user: UserRow, ctx: IdentityContext): 'password' | 'aup' | u
   return step;
 }
 
-async function loginFailed(ctx: IdentityContext, meta: RequestMeta, reason: string, userId?: string): Promise<void> {
-  await publish(ctx.database.db, ctx.database.schema, {
+/** The login-failed event (in the caller's transaction, when there is one). */
+async function loginFailed(ctx: IdentityContext, meta: RequestMeta, reason: string, userId?: string, trx?: Transaction<IdentityDB>): Promise<void> {
+  await publish(trx ?? ctx.database.db, ctx.database.schema, {
     type: 'cmc.identity.login-failed.v1',
     source: SERVICE_SOURCE,
     key: userId ?? meta.requestId,
@@ -67,13 +68,7 @@ export async function login(
         .set({ failed_attempts: failed, ...(lock ? { locked_until: until } : {}), updated_at: new Date() })
         .where('id', '=', user.id)
         .execute();
-      await publish(trx, ctx.database.schema, {
-        type: 'cmc.identity.login-failed.v1',
-        source: SERVICE_SOURCE,
-        key: user.id,
-        requestId: meta.requestId,
-        data: { userId: user.id, reason: 'wrong-password', clientAddress: meta.clientAddress.slice(0, 100) },
-      });
+      await loginFailed(ctx, meta, 'wrong-password', user.id, trx);
       if (lock && !(user.locked_until && user.locked_until > new Date())) {
         await publish(trx, ctx.database.schema, {
           type: 'cmc.identity.user-locked.v1',
@@ -101,13 +96,7 @@ export async function login(
           data: { userId: user.id, reason: 'inactivity' },
         });
       }
-      await publish(trx, ctx.database.schema, {
-        type: 'cmc.identity.login-failed.v1',
-        source: SERVICE_SOURCE,
-        key: user.id,
-        requestId: meta.requestId,
-        data: { userId: user.id, reason: refused.gate, clientAddress: meta.clientAddress.slice(0, 100) },
-      });
+      await loginFailed(ctx, meta, refused.gate, user.id, trx);
       // The refusal is the answer, but the lock and the events above must stay: commit, then refuse.
       return refused;
     }
