@@ -1,22 +1,18 @@
-import { forbidden } from '@cmc/fhir';
 import type { ServiceContext, ServiceDefinition } from '@cmc/service';
 import { identityConfigSpec, type IdentityConfig } from './config';
 import { migrations } from './db/migrations';
 import type { IdentityDB } from './db/schema';
 import { bootstrapAdmin } from './domain/bootstrap';
 import type { IdentityContext } from './domain/context';
+import { deviceCheck } from './domain/devices';
 import { KeyStore } from './domain/keys';
-import type { DeviceCheck } from './domain/login';
 import { adminRoutes } from './routes/admin';
 import { authRoutes } from './routes/auth';
+import { deviceRoutes } from './routes/devices';
+import { smartRoutes } from './routes/smart';
 import { wellKnownRoutes } from './routes/well-known';
 
 const identityOf = (ctx: ServiceContext<IdentityDB>): IdentityContext => ctx.state as IdentityContext;
-
-/** Until devices can be enrolled, an organisation outside the secure network cannot log in at all. */
-const noDevices: DeviceCheck = async (_trx, org) => {
-  throw forbidden(`${org.name} is outside the secure network: a login must come from a registered device`);
-};
 
 /** The identity service: organisations, accounts, login, tokens and the keys that sign them. */
 export const identityService: ServiceDefinition<IdentityDB> = {
@@ -52,7 +48,9 @@ export const identityService: ServiceDefinition<IdentityDB> = {
   routes: async (app, ctx) => {
     const identity = identityOf(ctx);
     await app.register(wellKnownRoutes(identity));
-    await app.register(authRoutes(identity, noDevices));
+    await app.register(authRoutes(identity, deviceCheck(identity)));
     await app.register(adminRoutes(identity));
+    await app.register(smartRoutes(identity));
+    await app.register(deviceRoutes(identity));
   },
 };

@@ -46,6 +46,18 @@ export function refusal(user: UserRow, org: OrganisationRow | undefined, now: Da
   }
   if (user.role === 'patient' || user.role === 'proxy') return undefined;
   if (!org) return { gate: 'organisation', message: 'this account belongs to no organisation' };
+  const organisational = organisationRefusal(org, now);
+  if (organisational) return organisational;
+  if (!user.trained_on) return { gate: 'training', message: 'this account\'s holder has not completed CMC training' };
+  return undefined;
+}
+
+/**
+ * The organisation's part of the governance pathway: the information sharing agreement is signed and the
+ * toolkit status is Standards Met (or better) on an assessment under 12 months old. People's logins check it
+ * through `refusal`; a system client's token request checks it for the client's organisation.
+ */
+export function organisationRefusal(org: OrganisationRow, now: Date): Refusal | undefined {
   if (!org.isa_signed_on) return { gate: 'isa', message: `${org.name} has not signed the CMC information sharing agreement` };
   if (org.dspt_status !== 'standards-met' && org.dspt_status !== 'standards-exceeded') {
     return { gate: 'dspt', message: `${org.name} does not hold Standards Met on the Data Security and Protection Toolkit` };
@@ -53,6 +65,5 @@ export function refusal(user: UserRow, org: OrganisationRow | undefined, now: Da
   if (!org.dspt_assessed_on || daysBetween(new Date(`${org.dspt_assessed_on}T00:00:00Z`), now) > 366) {
     return { gate: 'dspt-expired', message: `${org.name}'s Data Security and Protection Toolkit assessment is over 12 months old` };
   }
-  if (!user.trained_on) return { gate: 'training', message: 'this account\'s holder has not completed CMC training' };
   return undefined;
 }

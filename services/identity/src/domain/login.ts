@@ -100,7 +100,17 @@ export async function login(
       // The refusal is the answer, but the lock and the events above must stay: commit, then refuse.
       return refused;
     }
-    const deviceId = org?.outside_secure_network ? await checkDevice(trx, org, input.deviceAssertion) : undefined;
+    let deviceId: string | undefined;
+    if (org?.outside_secure_network) {
+      try {
+        deviceId = await checkDevice(trx, org, input.deviceAssertion);
+      } catch (e) {
+        if (!(e instanceof OperationOutcomeError)) throw e;
+        // A device refusal is a failed login like any other: the event commits, then the refusal is sent.
+        await loginFailed(ctx, meta, 'device', user.id, trx);
+        return { gate: 'device', message: e.message, status: e.status } as const;
+      }
+    }
     await trx
       .updateTable('users')
       .set({ failed_attempts: 0, locked_until: null, last_login_at: new Date(), updated_at: new Date() })
@@ -121,7 +131,7 @@ export async function login(
     });
     return issueTokens(trx, ctx.keys, ctx.tokens, user, org, pendingFor(user, ctx), deviceId ? { id: randomUUID(), expiresAt: new Date(Date.now() + ctx.tokens.refreshTokenHours * 3_600_000), deviceId } : undefined);
   }).then((result) => {
-    if ('gate' in result) throw new OperationOutcomeError(403, { code: 'forbidden', diagnostics: result.message });
+    if ('gate' in result) throw new OperationOutcomeError('status' in result ? result.status : 403, { code: 'forbidden', diagnostics: result.message });
     return result;
   });
 }
@@ -140,6 +150,14 @@ export async function refresh(ctx: IdentityContext, presented: string): Promise<
     if (refused) {
       await revokeFamily(trx, session.familyId);
       return forbidden(refused.message);
+    }
+    // A login made from a registered device lasts only as long as the device's credential.
+    if (session.deviceId) {
+      const device = await trx.selectFrom('devices').select(['revoked_at', 'credential_expires_at']).where('id', '=', session.deviceId).executeTakeFirst();
+      if (!device || device.revoked_at || !device.credential_expires_at || device.credential_expires_at <= new Date()) {
+        await revokeFamily(trx, session.familyId);
+        return forbidden('the device this login was made from is no longer registered, or its credential has expired');
+      }
     }
     return issueTokens(trx, ctx.keys, ctx.tokens, user, org, pendingFor(user, ctx), { id: session.familyId, expiresAt: session.expiresAt, deviceId: session.deviceId });
   });
