@@ -1,6 +1,6 @@
 import { OperationOutcomeError, forbidden, unauthorized } from '@cmc/fhir';
 import jwt from '@fastify/jwt';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyContextConfig, FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { JwksKeys, type JwksSource } from './jwks';
 import { principalOf, type CmcClaims, type Principal, type Role } from './principal';
@@ -112,13 +112,14 @@ export const authPlugin = fp(
     app.decorateRequest('principal', undefined);
 
     app.addHook('onRequest', async (request) => {
-      const config = request.routeOptions.config;
+      // routeOptions builds a new object at each access: read it once.
+      const { config, url } = request.routeOptions;
       if (config.public) return;
       try {
-        await authenticate(request);
+        await authenticate(request, config);
       } catch (refusal) {
         // Refused attempts are recorded too (for routes that exist; a made-up path is not an access).
-        if (refusal instanceof OperationOutcomeError && opts.onRefused && request.routeOptions.url) {
+        if (refusal instanceof OperationOutcomeError && opts.onRefused && url) {
           try {
             await opts.onRefused(request, refusal);
           } catch (e) {
@@ -160,8 +161,7 @@ export const authPlugin = fp(
       return p;
     }
 
-    async function authenticate(request: FastifyRequest): Promise<void> {
-      const config = request.routeOptions.config;
+    async function authenticate(request: FastifyRequest, config: FastifyContextConfig): Promise<void> {
       const p = await verify(request);
       request.principal = p;
       if (p.pending && !config.allowPending) {
