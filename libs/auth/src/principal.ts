@@ -24,6 +24,8 @@ export interface Principal {
    * acceptable use policy must be accepted). Such a token opens only the routes that finish that step.
    */
   pending?: 'password' | 'aup';
+  /** The login (session) a person's token belongs to, so that identity can continue or end that one. */
+  sessionId?: string;
 }
 
 /** The claims our tokens carry besides the registered ones (iss, sub, aud, exp, nbf, iat, jti). */
@@ -37,6 +39,7 @@ export interface CmcClaims {
   cmc_patient?: unknown;
   cmc_reg?: unknown;
   cmc_pending?: unknown;
+  cmc_sid?: unknown;
 }
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' && v.length > 0 ? v : undefined);
@@ -88,6 +91,10 @@ export function principalOf(claims: CmcClaims): Principal | string {
   if (claims.cmc_pending !== undefined) {
     if (kind !== 'user' || (claims.cmc_pending !== 'password' && claims.cmc_pending !== 'aup')) return 'token pending step is malformed';
     p.pending = claims.cmc_pending;
+  }
+  if (claims.cmc_sid !== undefined) {
+    if (kind !== 'user' || typeof claims.cmc_sid !== 'string' || !/^[0-9a-f-]{36}$/.test(claims.cmc_sid)) return 'token session id is malformed';
+    p.sessionId = claims.cmc_sid;
   }
   const jti = str(claims.jti);
   if (jti) p.tokenId = jti.slice(0, 200);

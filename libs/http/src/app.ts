@@ -83,7 +83,16 @@ export async function createApp(opts: AppOptions): Promise<FastifyInstance> {
   // JSON only: FHIR's media type and plain JSON, parsed with prototype-poisoning protection; anything else
   // (Fastify would otherwise take text/plain) is a 415.
   app.removeContentTypeParser('text/plain');
-  app.addContentTypeParser(['application/fhir+json', 'application/json+fhir'], { parseAs: 'string' }, app.getDefaultJsonParser('error', 'error'));
+  app.removeContentTypeParser('application/json');
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.addContentTypeParser(['application/json', 'application/fhir+json', 'application/json+fhir'], { parseAs: 'string' }, (request, body, done) => {
+    // PostgreSQL cannot store NUL in text, and no field of ours has a use for it: refused before it gets there.
+    if (typeof body === 'string' && /\\u0000/i.test(body)) {
+      done(Object.assign(new Error('request body contains a NUL character (\\u0000), which no field accepts'), { statusCode: 400, code: 'CMC_NUL_IN_BODY' }), undefined);
+      return;
+    }
+    void parseJson(request, body as string, done);
+  });
 
   app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id);

@@ -71,6 +71,10 @@ export function errorHandler(error: FastifyError | OperationOutcomeError | Error
   }
   const fe = error as FastifyError;
   if (fe.validation) return sendOutcome(reply, 400, validationIssues(fe, request.body));
+  // Safety nets for what the database refuses that a check before it should have caught: two requests
+  // creating the same thing at once (unique violation), and text it cannot store.
+  if (fe.code === '23505') return sendOutcome(reply, 409, [{ code: 'duplicate', diagnostics: 'this conflicts with a record that already exists' }]);
+  if (fe.code === '22021' || fe.code === '22P05') return sendOutcome(reply, 400, [{ code: 'invalid', diagnostics: 'the request contains characters that cannot be stored' }]);
   const known = fe.code ? CLIENT_ERRORS[fe.code] : undefined;
   if (known) return sendOutcome(reply, known[0], [{ code: known[1], diagnostics: known[2] }]);
   if (error instanceof SyntaxError && fe.statusCode === 400) return sendOutcome(reply, 400, [{ code: 'invalid', diagnostics: 'request body is not valid JSON' }]);

@@ -73,6 +73,19 @@ describe('the service team administering organisations and accounts', () => {
     }
   });
 
+  it('when text carries a NUL character, then 400 rather than a database error', async () => {
+    const res = await id.post('/auth/login', { email: 'a\u0000b@org.test', password: 'Whatever-Passw0rd' });
+    expect(res.statusCode).toBe(400);
+    expect(issues(res.body)[0]?.diagnostics).toMatch(/NUL/);
+  });
+
+  it('when the same organisation is registered twice at once, then one 201 and the other 409, never a 500', async () => {
+    const admin = await id.admin();
+    const body = { odsCode: 'TWICE1', name: 'Twice', type: 'hospice', dsptStatus: 'standards-met' };
+    const answers = await Promise.all([id.post('/api/organisations', body, admin), id.post('/api/organisations', body, admin), id.post('/api/organisations', body, admin)]);
+    expect(answers.map((a) => a.statusCode).sort()).toEqual([201, 409, 409]);
+  });
+
   it('when a user id is unknown or malformed, then 404', async () => {
     const admin = await id.admin();
     expect((await id.get('/api/users/00000000-0000-4000-8000-000000000000', admin)).statusCode).toBe(404);

@@ -115,6 +115,17 @@ describe('registered devices of organisations outside the secure network', () =>
     expect(after).toBe(before + 1);
   });
 
+  it('when a first login from a device goes through its steps and the device is then revoked, then that login ends', async () => {
+    const device = await anEnrolledDevice('OUT1');
+    const email = await aPerson('OUT1');
+    const first = (await login(email, anAssertion(device.id, device.key))).json<TokenPair>();
+    const changed = (await id.post('/auth/change-password', { currentPassword: PASSWORD, newPassword: 'Chosen-Passw0rd' }, first.access_token)).json<TokenPair>();
+    const accepted = (await id.post('/auth/accept-aup', { version: '2026-11' }, changed.access_token)).json<TokenPair>();
+    expect(accepted.pending).toBeUndefined();
+    expect((await id.post(`/api/devices/${device.id}/revoke`, {}, await id.admin())).statusCode).toBe(200);
+    expect((await id.post('/auth/refresh', { refreshToken: accepted.refresh_token })).statusCode).toBe(401);
+  });
+
   it('when the device credential expires during a login, then the next refresh is refused and the login ends', async () => {
     const device = await anEnrolledDevice('OUT1');
     const tokens = (await login(await aPerson('OUT1'), anAssertion(device.id, device.key))).json<TokenPair>();

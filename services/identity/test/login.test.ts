@@ -73,6 +73,55 @@ describe('people logging in', () => {
     expect((await id.post('/auth/login', { email: 'guessed@ab1.test', password: 'Temporary-Passw0rd' })).statusCode).toBe(200);
   });
 
+  it('when wrong passwords arrive all at once, then every one is counted and the account locks', async () => {
+    const userId = await id.aStaffMember({ email: 'parallel@ab1.test', organisation: 'AB1' });
+    const answers = await Promise.all(Array.from({ length: 8 }, (_, i) => id.post('/auth/login', { email: 'parallel@ab1.test', password: `Wrong-Passw0rd${i}` })));
+    expect(answers.every((a) => a.statusCode === 401 || a.statusCode === 403)).toBe(true);
+    const row = await id.svc.database.db.selectFrom('users').select('locked_until').where('id', '=', userId).executeTakeFirstOrThrow();
+    expect(row.locked_until).not.toBeNull();
+  });
+
+  it('when the account is locked, then a wrong password gets the same answer as the right one, and the lock is not extended', async () => {
+    const userId = await id.aStaffMember({ email: 'lockedout@ab1.test', organisation: 'AB1' });
+    for (let i = 0; i < 3; i++) await id.post('/auth/login', { email: 'lockedout@ab1.test', password: `Wrong-Passw0rd${i}` });
+    const until = (await id.svc.database.db.selectFrom('users').select('locked_until').where('id', '=', userId).executeTakeFirstOrThrow()).locked_until;
+    const wrong = await id.post('/auth/login', { email: 'lockedout@ab1.test', password: 'Still-Wrong-Passw0rd' });
+    const right = await id.post('/auth/login', { email: 'lockedout@ab1.test', password: 'Temporary-Passw0rd' });
+    expect([wrong.statusCode, right.statusCode]).toEqual([403, 403]);
+    expect(diagnostics(wrong.body)).toBe(diagnostics(right.body));
+    const after = (await id.svc.database.db.selectFrom('users').select('locked_until').where('id', '=', userId).executeTakeFirstOrThrow()).locked_until;
+    expect(after).toEqual(until);
+  });
+
+  it('when the organisation loses its agreement before the first-login steps are done, then they are refused too', async () => {
+    const ods = `P${Math.floor(Math.random() * 1e6)}`;
+    await id.anOrganisation(ods);
+    await id.aStaffMember({ email: `steps@${ods}.test`, organisation: ods });
+    const pending = (await id.post('/auth/login', { email: `steps@${ods}.test`, password: 'Temporary-Passw0rd' })).json<TokenPair>();
+    const changed = (await id.post('/auth/change-password', { currentPassword: 'Temporary-Passw0rd', newPassword: 'Chosen-Passw0rd' }, pending.access_token)).json<TokenPair>();
+    expect((await id.patch(`/api/organisations/${ods}`, { isaSignedOn: null }, await id.admin())).statusCode).toBe(200);
+    const refused = await id.post('/auth/accept-aup', { version: '2026-11' }, changed.access_token);
+    expect(refused.statusCode).toBe(403);
+    expect(diagnostics(refused.body)).toMatch(/information sharing agreement/);
+  });
+
+  it('when the first-login steps are done, then they continue the one session rather than open new ones', async () => {
+    const userId = await id.aStaffMember({ email: 'onesession@ab1.test', organisation: 'AB1' });
+    const tokens = await id.loginFully('onesession@ab1.test', 'Temporary-Passw0rd');
+    const again = await id.post('/auth/accept-aup', { version: '2026-11' }, tokens.access_token);
+    expect(again.statusCode).toBe(409);
+    const live = await id.svc.database.db
+      .selectFrom('refresh_tokens')
+      .select('family_id')
+      .distinct()
+      .where('user_id', '=', userId)
+      .where('revoked_at', 'is', null)
+      .execute();
+    expect(live).toHaveLength(1);
+    // And the refresh token of the first step is spent with its step.
+    expect((await id.post('/auth/refresh', { refreshToken: tokens.refresh_token })).statusCode).toBe(200);
+  });
+
   it.each([
     ['no signed information sharing agreement', { isaSignedOn: null }, /has not signed the CMC information sharing agreement/],
     ['a toolkit status of Entry Level', { dsptStatus: 'entry-level' }, /does not hold Standards Met/],
@@ -172,9 +221,13 @@ describe('sessions', () => {
     const userId = await id.aStaffMember({ email: 'forgot@ss1.test', organisation: 'SS1' });
     expect((await id.post('/auth/password-reset', { email: 'forgot@ss1.test' })).statusCode).toBe(202);
     expect((await id.post('/auth/password-reset', { email: 'nobody@ss1.test' })).statusCode).toBe(202);
-    const [requested] = await id.events<{ userId: string; resetUrl: string }>('cmc.identity.password-reset-requested.v1');
+    expect((await id.post('/auth/password-reset', { email: 'forgot@ss1.test' })).statusCode).toBe(202);
+    const [older, requested] = await id.events<{ userId: string; resetUrl: string }>('cmc.identity.password-reset-requested.v1');
     expect(requested?.userId).toBe(userId);
     const token = new URL(requested!.resetUrl).hash.replace('#token=', '');
+    // A newer link ends the older one.
+    const olderToken = new URL(older!.resetUrl).hash.replace('#token=', '');
+    expect((await id.post('/auth/password-reset/complete', { token: olderToken, newPassword: 'Older-Passw0rd1' })).statusCode).toBe(400);
     const weak = await id.post('/auth/password-reset/complete', { token, newPassword: 'short' });
     expect(weak.statusCode).toBe(400);
     expect((await id.post('/auth/password-reset/complete', { token, newPassword: 'Reset-Passw0rd1' })).statusCode).toBe(204);

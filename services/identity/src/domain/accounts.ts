@@ -1,14 +1,15 @@
 import type { Principal } from '@cmc/auth';
 import type { Insertable, Selectable, Transaction } from '@cmc/db';
 import { publish } from '@cmc/events';
-import { OperationOutcomeError, conflict, notFound, unauthorized, type IssueInput } from '@cmc/fhir';
+import { OperationOutcomeError, conflict, forbidden, notFound, unauthorized, type IssueInput } from '@cmc/fhir';
 import { randomUUID } from 'node:crypto';
 import type { DsptStatus, IdentityDB, OrganisationType, StaffRole, UsersTable } from '../db/schema';
 import { SERVICE_SOURCE, type IdentityContext } from './context';
 import type { OrganisationRow } from './governance';
-import { normaliseEmail, organisationOf, pendingFor } from './login';
+import { normaliseEmail, organisationOf, pendingFor, sessionDeviceProblem } from './login';
+import { refusal } from './governance';
 import { hashPassword, passwordProblems, verifyPassword } from './passwords';
-import { issueTokens, newSecret, revokeAllSessions, sha256, type TokenPair } from './tokens';
+import { issueTokens, liveSession, newSecret, revokeAllSessions, revokeFamily, revokeOtherSessions, sha256, type TokenPair } from './tokens';
 
 /** A new account row: every column a new account starts with, and what the caller says of this one. */
 export function newUserRow(
@@ -301,7 +302,42 @@ export async function setTemporaryPassword(ctx: IdentityContext, id: string, pas
 
 // ------------------------------------------------------------------------------------------ the person's own
 
-/** Changes one's own password (the first-login step for a temporary one); other sessions end. */
+/**
+ * The session a first-login step (or a password change) continues: the live session the token belongs to,
+ * with every gate still passing and, for a login made from a device, the device still valid. Returns an
+ * error rather than throwing, so that what was done here (ending a session that may not go on) commits.
+ */
+async function continuingSession(
+  trx: Transaction<IdentityDB>,
+  ctx: IdentityContext,
+  who: Principal,
+): Promise<{ user: Selectable<UsersTable>; org: OrganisationRow | undefined; session: { id: string; expiresAt: Date; deviceId: string | null } } | Error> {
+  const user = await trx.selectFrom('users').selectAll().where('id', '=', who.subject).forUpdate().executeTakeFirst();
+  if (!user) return unauthorized('this account does not exist');
+  const session = await liveSession(trx, user.id, who.sessionId);
+  if (!session) return unauthorized('this session has ended; log in again');
+  const org = await organisationOf(trx, user);
+  const refused = refusal(user, org, new Date(), { inactivityDays: ctx.config.IDENTITY_INACTIVITY_DAYS });
+  const problem = refused?.message ?? (await sessionDeviceProblem(trx, session.deviceId));
+  if (problem) {
+    await revokeFamily(trx, session.id);
+    return forbidden(problem);
+  }
+  return { user, org, session };
+}
+
+/** New tokens in the same session: its outstanding refresh token is spent, its expiry and device kept. */
+async function continueSession(trx: Transaction<IdentityDB>, ctx: IdentityContext, user: Selectable<UsersTable>, org: OrganisationRow | undefined, session: { id: string; expiresAt: Date; deviceId: string | null }): Promise<TokenPair> {
+  await revokeFamily(trx, session.id);
+  return issueTokens(trx, ctx.keys, ctx.tokens, user, org, pendingFor(user, ctx), session);
+}
+
+const orThrow = <T>(v: T | Error): T => {
+  if (v instanceof Error) throw v;
+  return v;
+};
+
+/** Changes one's own password (the first-login step for a temporary one); the person's other sessions end. */
 export async function changePassword(ctx: IdentityContext, who: Principal, current: string, next: string): Promise<TokenPair> {
   assertPasswordOk(next, 'newPassword');
   if (current === next) throw new OperationOutcomeError(400, { code: 'value', diagnostics: 'the new password must differ from the current one', expression: 'newPassword' });
@@ -311,27 +347,41 @@ export async function changePassword(ctx: IdentityContext, who: Principal, curre
     throw new OperationOutcomeError(400, { code: 'value', diagnostics: 'the current password is wrong', expression: 'currentPassword' });
   }
   const hash = await hashPassword(next, ctx.hashCost);
-  return ctx.database.db.transaction().execute(async (trx) => {
-    const updated = await trx.updateTable('users').set({ password_hash: hash, must_change_password: false, updated_at: new Date() }).where('id', '=', user.id).returningAll().executeTakeFirstOrThrow();
-    await revokeAllSessions(trx, user.id);
-    const org = await organisationOf(trx, updated);
-    return issueTokens(trx, ctx.keys, ctx.tokens, updated, org, pendingFor(updated, ctx));
-  });
+  return orThrow(
+    await ctx.database.db.transaction().execute(async (trx) => {
+      const cont = await continuingSession(trx, ctx, who);
+      if (cont instanceof Error) return cont;
+      const updated = await trx.updateTable('users').set({ password_hash: hash, must_change_password: false, updated_at: new Date() }).where('id', '=', cont.user.id).returningAll().executeTakeFirstOrThrow();
+      await revokeOtherSessions(trx, updated.id, cont.session.id);
+      await spendResetLinks(trx, updated.id);
+      return continueSession(trx, ctx, updated, cont.org, cont.session);
+    }),
+  );
 }
 
-/** Accepts the current acceptable use policy; the tokens returned open patient data. */
+/** Accepts the current acceptable use policy, while it is the step pending; the tokens returned open patient data. */
 export async function acceptPolicy(ctx: IdentityContext, who: Principal, version: string, requestId: string): Promise<TokenPair> {
   if (version !== ctx.config.IDENTITY_AUP_VERSION) {
     throw new OperationOutcomeError(409, { code: 'conflict', diagnostics: `the current acceptable use policy is version ${ctx.config.IDENTITY_AUP_VERSION}`, expression: 'version' });
   }
-  return ctx.database.db.transaction().execute(async (trx) => {
-    const user = await trx.selectFrom('users').selectAll().where('id', '=', who.subject).forUpdate().executeTakeFirst();
-    if (!user?.active) throw unauthorized('this account cannot accept the policy');
-    if (user.must_change_password) throw new OperationOutcomeError(403, { code: 'forbidden', diagnostics: 'change your temporary password first' });
-    const updated = await trx.updateTable('users').set({ aup_accepted_at: new Date(), aup_version: version, updated_at: new Date() }).where('id', '=', user.id).returningAll().executeTakeFirstOrThrow();
-    await publish(trx, ctx.database.schema, { type: 'cmc.identity.policy-accepted.v1', source: SERVICE_SOURCE, key: user.id, requestId, data: { userId: user.id, policyVersion: version } });
-    return issueTokens(trx, ctx.keys, ctx.tokens, updated, await organisationOf(trx, updated), pendingFor(updated, ctx));
-  });
+  return orThrow(
+    await ctx.database.db.transaction().execute(async (trx) => {
+      const cont = await continuingSession(trx, ctx, who);
+      if (cont instanceof Error) return cont;
+      if (cont.user.must_change_password) return new OperationOutcomeError(403, { code: 'forbidden', diagnostics: 'change your temporary password first' });
+      if (cont.user.aup_accepted_at && cont.user.aup_version === version) {
+        return new OperationOutcomeError(409, { code: 'conflict', diagnostics: 'this version of the acceptable use policy is already accepted' });
+      }
+      const updated = await trx.updateTable('users').set({ aup_accepted_at: new Date(), aup_version: version, updated_at: new Date() }).where('id', '=', cont.user.id).returningAll().executeTakeFirstOrThrow();
+      await publish(trx, ctx.database.schema, { type: 'cmc.identity.policy-accepted.v1', source: SERVICE_SOURCE, key: updated.id, requestId, data: { userId: updated.id, policyVersion: version } });
+      return continueSession(trx, ctx, updated, cont.org, cont.session);
+    }),
+  );
+}
+
+/** Spends every reset link of the person not yet used: a newer link, a password change or a reset ends the older ones. */
+async function spendResetLinks(trx: Transaction<IdentityDB>, userId: string): Promise<void> {
+  await trx.updateTable('action_tokens').set({ used_at: new Date() }).where('user_id', '=', userId).where('purpose', '=', 'password-reset').where('used_at', 'is', null).execute();
 }
 
 // ------------------------------------------------------------------------------------ links sent by email
@@ -347,6 +397,7 @@ export async function requestPasswordReset(ctx: IdentityContext, email: string, 
   await ctx.database.db.transaction().execute(async (trx) => {
     const user = await trx.selectFrom('users').selectAll().where('email', '=', normaliseEmail(email)).executeTakeFirst();
     if (!user?.active || !user.password_hash) return;
+    await spendResetLinks(trx, user.id);
     const token = newSecret('pr');
     const expiresAt = new Date(Date.now() + RESET_MINUTES * 60_000);
     await trx.insertInto('action_tokens').values({ id: randomUUID(), user_id: user.id, purpose: 'password-reset', token_hash: sha256(token), expires_at: expiresAt, used_at: null }).execute();
@@ -377,6 +428,9 @@ export async function completePasswordReset(ctx: IdentityContext, token: string,
   const hash = await hashPassword(password, ctx.hashCost);
   await ctx.database.db.transaction().execute(async (trx) => {
     const userId = await takeActionToken(trx, token, 'password-reset', 'reset link');
+    const user = await trx.selectFrom('users').select('active').where('id', '=', userId).executeTakeFirstOrThrow();
+    if (!user.active) throw new OperationOutcomeError(400, { code: 'invalid', diagnostics: 'this reset link is not valid: the account has been deactivated', expression: 'token' });
+    await spendResetLinks(trx, userId);
     await trx
       .updateTable('users')
       .set({ password_hash: hash, must_change_password: false, failed_attempts: 0, locked_until: null, updated_at: new Date() })

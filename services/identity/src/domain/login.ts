@@ -58,18 +58,27 @@ export async function login(
     await loginFailed(ctx, meta, 'unknown-email');
     throw unauthorized('email or password is wrong');
   }
+  // While locked after failed logins, no password is even tried: the answer is the same for the right one
+  // and a wrong one (so guessing cannot go on during the lock), and the lock is not extended.
+  if (user.locked_until && user.locked_until > new Date()) {
+    await spendVerificationTime(ctx.hashCost);
+    await loginFailed(ctx, meta, 'locked', user.id);
+    throw new OperationOutcomeError(403, { code: 'forbidden', diagnostics: `too many failed logins: this account is locked until ${user.locked_until.toISOString()}` });
+  }
   if (!(await verifyPassword(input.password, user.password_hash))) {
     await db.transaction().execute(async (trx) => {
-      const failed = user.failed_attempts + 1;
-      const lock = failed >= ctx.config.IDENTITY_MAX_FAILED_LOGINS;
+      // Counted in the database, so that failures arriving at once are all counted.
       const until = new Date(Date.now() + ctx.config.IDENTITY_LOCKOUT_MINUTES * 60_000);
-      await trx
+      const counted = await trx
         .updateTable('users')
-        .set({ failed_attempts: failed, ...(lock ? { locked_until: until } : {}), updated_at: new Date() })
+        .set((eb) => ({ failed_attempts: eb('failed_attempts', '+', 1), updated_at: new Date() }))
         .where('id', '=', user.id)
-        .execute();
+        .returning(['failed_attempts', 'locked_until'])
+        .executeTakeFirstOrThrow();
       await loginFailed(ctx, meta, 'wrong-password', user.id, trx);
-      if (lock && !(user.locked_until && user.locked_until > new Date())) {
+      const alreadyLocked = counted.locked_until !== null && counted.locked_until > new Date();
+      if (counted.failed_attempts >= ctx.config.IDENTITY_MAX_FAILED_LOGINS && !alreadyLocked) {
+        await trx.updateTable('users').set({ locked_until: until, failed_attempts: 0 }).where('id', '=', user.id).execute();
         await publish(trx, ctx.database.schema, {
           type: 'cmc.identity.user-locked.v1',
           source: SERVICE_SOURCE,
@@ -151,19 +160,26 @@ export async function refresh(ctx: IdentityContext, presented: string): Promise<
       await revokeFamily(trx, session.familyId);
       return forbidden(refused.message);
     }
-    // A login made from a registered device lasts only as long as the device's credential.
-    if (session.deviceId) {
-      const device = await trx.selectFrom('devices').select(['revoked_at', 'credential_expires_at']).where('id', '=', session.deviceId).executeTakeFirst();
-      if (!device || device.revoked_at || !device.credential_expires_at || device.credential_expires_at <= new Date()) {
-        await revokeFamily(trx, session.familyId);
-        return forbidden('the device this login was made from is no longer registered, or its credential has expired');
-      }
+    const deviceProblem = await sessionDeviceProblem(trx, session.deviceId);
+    if (deviceProblem) {
+      await revokeFamily(trx, session.familyId);
+      return forbidden(deviceProblem);
     }
     return issueTokens(trx, ctx.keys, ctx.tokens, user, org, pendingFor(user, ctx), { id: session.familyId, expiresAt: session.expiresAt, deviceId: session.deviceId });
   });
   // Errors are returned from the transaction so that what it did (marking a reused family revoked) commits.
   if (outcome instanceof Error) throw outcome;
   return outcome;
+}
+
+/** Why a session made from a device may not go on (the device revoked or its credential expired), if it may not. */
+export async function sessionDeviceProblem(trx: Transaction<IdentityDB>, deviceId: string | null): Promise<string | undefined> {
+  if (!deviceId) return undefined;
+  const device = await trx.selectFrom('devices').select(['revoked_at', 'credential_expires_at']).where('id', '=', deviceId).executeTakeFirst();
+  if (!device || device.revoked_at || !device.credential_expires_at || device.credential_expires_at <= new Date()) {
+    return 'the device this login was made from is no longer registered, or its credential has expired';
+  }
+  return undefined;
 }
 
 /** Ends the login the refresh token belongs to. Unknown tokens are ignored (nothing to end, nothing to tell). */

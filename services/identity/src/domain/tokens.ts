@@ -36,8 +36,8 @@ export function pendingStep(user: UserRow, aupVersion: string): 'password' | 'au
 }
 
 /** The claims of a person's access token: who, their organisation and role, and what they are bound to. */
-export function userClaims(user: UserRow, org: OrganisationRow | undefined, pending: 'password' | 'aup' | undefined): Record<string, unknown> {
-  const claims: Record<string, unknown> = { sub: user.id, cmc_kind: 'user', cmc_role: user.role };
+export function userClaims(user: UserRow, org: OrganisationRow | undefined, pending: 'password' | 'aup' | undefined, sessionId: string): Record<string, unknown> {
+  const claims: Record<string, unknown> = { sub: user.id, cmc_kind: 'user', cmc_role: user.role, cmc_sid: sessionId };
   if (org) claims.cmc_org = org.ods_code;
   if (user.role === 'clinician' && user.registration_body && user.registration_number) claims.cmc_reg = `${user.registration_body}:${user.registration_number}`;
   if (user.patient_nhs_number) claims.cmc_patient = user.patient_nhs_number.trim();
@@ -66,11 +66,12 @@ export async function issueTokens(
 ): Promise<TokenPair> {
   const refresh = newSecret('rt');
   const now = new Date();
+  const familyId = family?.id ?? randomUUID();
   await db
     .insertInto('refresh_tokens')
     .values({
       id: randomUUID(),
-      family_id: family?.id ?? randomUUID(),
+      family_id: familyId,
       user_id: user.id,
       token_hash: sha256(refresh),
       issued_at: now,
@@ -81,7 +82,7 @@ export async function issueTokens(
     })
     .execute();
   const pair: TokenPair = {
-    access_token: await signAccessToken(keys, settings, userClaims(user, org, pending)),
+    access_token: await signAccessToken(keys, settings, userClaims(user, org, pending, familyId)),
     token_type: 'Bearer',
     expires_in: settings.accessTokenSeconds,
     refresh_token: refresh,
@@ -113,4 +114,28 @@ export async function revokeFamily(db: Db, familyId: string): Promise<void> {
 
 export async function revokeAllSessions(db: Db, userId: string): Promise<void> {
   await db.updateTable('refresh_tokens').set({ revoked_at: new Date() }).where('user_id', '=', userId).where('revoked_at', 'is', null).execute();
+}
+
+/**
+ * The live session a person's token belongs to (not revoked, not expired), locked for the caller's
+ * transaction, or undefined.
+ */
+export async function liveSession(db: Db, userId: string, sessionId: string | undefined): Promise<{ id: string; expiresAt: Date; deviceId: string | null } | undefined> {
+  if (!sessionId) return undefined;
+  const row = await db
+    .selectFrom('refresh_tokens')
+    .select(['family_id', 'expires_at', 'device_id'])
+    .where('family_id', '=', sessionId)
+    .where('user_id', '=', userId)
+    .where('revoked_at', 'is', null)
+    .where('expires_at', '>', new Date())
+    .orderBy('issued_at', 'desc')
+    .forUpdate()
+    .executeTakeFirst();
+  return row ? { id: row.family_id, expiresAt: row.expires_at, deviceId: row.device_id } : undefined;
+}
+
+/** Ends every session of the person but one (a password change keeps the session it was made in). */
+export async function revokeOtherSessions(db: Db, userId: string, keep: string): Promise<void> {
+  await db.updateTable('refresh_tokens').set({ revoked_at: new Date() }).where('user_id', '=', userId).where('family_id', '<>', keep).where('revoked_at', 'is', null).execute();
 }
