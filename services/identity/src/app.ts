@@ -25,7 +25,7 @@ export const identityService: ServiceDefinition<IdentityDB> = {
   migrations,
   setup: async (ctx) => {
     const config = ctx.config.own as unknown as IdentityConfig;
-    const keys = new KeyStore(ctx.database.db, config.IDENTITY_ACCESS_TOKEN_SECONDS + 300);
+    const keys = new KeyStore(ctx.database.db, config.IDENTITY_ACCESS_TOKEN_SECONDS + 300, config.IDENTITY_KEY_ACTIVATION_SECONDS);
     await keys.init();
     const identity: IdentityContext = {
       database: ctx.database,

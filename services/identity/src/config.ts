@@ -9,6 +9,12 @@ export const identityConfigSpec = {
   }),
   IDENTITY_ACCESS_TOKEN_SECONDS: int({ doc: 'Lifetime of access tokens, in seconds.', default: 600, min: 60, max: 3600 }),
   IDENTITY_REFRESH_TOKEN_HOURS: int({ doc: 'Lifetime of a login session (refresh token family), in hours.', default: 12, min: 1, max: 720 }),
+  IDENTITY_KEY_ACTIVATION_SECONDS: int({
+    doc: 'After a key rotation, how long the new key is published before it signs (every instance and JWKS cache must have it by then).',
+    default: 120,
+    min: 0,
+    max: 3600,
+  }),
   IDENTITY_MAX_FAILED_LOGINS: int({ doc: 'Failed logins in a row before the account is locked for a while.', default: 5, min: 3, max: 20 }),
   IDENTITY_LOCKOUT_MINUTES: int({ doc: 'How long too many failed logins lock an account.', default: 15, min: 1, max: 1440 }),
   IDENTITY_INACTIVITY_DAYS: int({ doc: 'Days without a login after which an account locks (the guide: 180).', default: 180, min: 30, max: 730 }),

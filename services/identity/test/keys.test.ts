@@ -9,7 +9,8 @@ describe('signing keys and discovery', () => {
   let id: IdentityHarness;
 
   beforeAll(async () => {
-    id = await startIdentity();
+    // Keys sign as soon as they are published here; the delay a real rotation waits is tested below.
+    id = await startIdentity({ IDENTITY_KEY_ACTIVATION_SECONDS: '0' });
     await id.anOrganisation('KK1');
   });
 
@@ -49,7 +50,7 @@ describe('signing keys and discovery', () => {
     const oldKid = kidOf(before);
     const rotated = await id.post('/api/admin/keys/rotate', {}, before);
     expect(rotated.statusCode).toBe(200);
-    const newKid = rotated.json<{ kid: string }>().kid;
+    const newKid = rotated.json<{ kid: string; activatesAt: string }>().kid;
     expect(newKid).not.toBe(oldKid);
     expect((await jwks()).map((k) => k.kid)).toEqual(expect.arrayContaining([oldKid, newKid]));
     // The token from before the rotation still opens the admin API.
@@ -83,6 +84,25 @@ describe('signing keys and discovery', () => {
       expect(refused.statusCode).toBe(403);
     } finally {
       await consent.close();
+    }
+  });
+});
+
+describe('key rotation across instances', () => {
+  it('when a key is rotated, then it is published at once but signs only after the activation time, so every verifier has it first', async () => {
+    const id = await startIdentity({ IDENTITY_KEY_ACTIVATION_SECONDS: '3600' });
+    try {
+      await id.anOrganisation('KK2');
+      const before = await id.admin();
+      const rotated = (await id.post('/api/admin/keys/rotate', {}, before)).json<{ kid: string; activatesAt: string }>();
+      expect(new Date(rotated.activatesAt).getTime()).toBeGreaterThan(Date.now() + 3500 * 1000);
+      const published = (await id.get('/.well-known/jwks.json')).json<{ keys: Jwk[] }>().keys.map((k) => k.kid);
+      expect(published).toEqual(expect.arrayContaining([kidOf(before), rotated.kid]));
+      await id.aStaffMember({ email: 'signer@kk2.test', organisation: 'KK2' });
+      const token = (await id.post('/auth/login', { email: 'signer@kk2.test', password: 'Temporary-Passw0rd' })).json<TokenPair>().access_token;
+      expect(kidOf(token)).toBe(kidOf(before));
+    } finally {
+      await id.close();
     }
   });
 });

@@ -1,5 +1,5 @@
 import type { Jwk } from '@cmc/auth';
-import type { Kysely } from '@cmc/db';
+import { sql, type Kysely } from '@cmc/db';
 import { createSigner } from 'fast-jwt';
 import { createPrivateKey, generateKeyPairSync, randomUUID } from 'node:crypto';
 import type { IdentityDB } from '../db/schema';
@@ -7,10 +7,11 @@ import type { IdentityDB } from '../db/schema';
 const ALG = 'ES256';
 
 /**
- * The service's signing keys, kept in its database (every instance signs with the same current key). The
- * newest key that is not retired signs; retired keys stay published for a grace period longer than any
- * token they signed, so rotation needs no downtime. The key list is read again every `refreshMs`, so an
- * instance sees a rotation done by another within that time.
+ * The service's signing keys, kept in its database (every instance signs with the same current key).
+ * Rotation without downtime: a new key is published at once but signs only after `activationSeconds`, long
+ * enough for every instance and every verifying service to have it (store reload, JWKS caches); the key it
+ * replaces signs until then and stays published for `graceSeconds` more, longer than any token it signed.
+ * The key list is read again every `refreshMs`.
  */
 export class KeyStore {
   private keys: { kid: string; publicJwk: Jwk; privateJwk: Jwk; createdAt: Date; retiredAt: Date | null }[] = [];
@@ -21,13 +22,15 @@ export class KeyStore {
     private readonly db: Kysely<IdentityDB>,
     /** How long a retired key stays published: longer than the longest token it signed. */
     private readonly graceSeconds: number,
+    /** How long a new key is published before it signs. */
+    private readonly activationSeconds: number,
     private readonly refreshMs = 30_000,
   ) {}
 
-  /** Makes the first key if there is none. Safe with several instances starting at once. */
+  /** Makes the first key if there is none. Safe with several instances starting at once (advisory lock). */
   async init(): Promise<void> {
     await this.db.transaction().execute(async (trx) => {
-      await trx.selectFrom('signing_keys').select('kid').forUpdate().execute();
+      await sql`select pg_advisory_xact_lock(hashtext('cmc.identity.signing-keys'))`.execute(trx);
       const active = await trx.selectFrom('signing_keys').select('kid').where('retired_at', 'is', null).executeTakeFirst();
       if (!active) await trx.insertInto('signing_keys').values(newKey()).execute();
     });
@@ -59,10 +62,17 @@ export class KeyStore {
     return this.keys.map((k) => k.publicJwk);
   }
 
+  /** The key that signs now: the newest one published for at least the activation time (or the first key). */
+  private current(): (typeof this.keys)[number] | undefined {
+    const now = Date.now();
+    const live = this.keys.filter((k) => k.retiredAt === null || k.retiredAt.getTime() > now);
+    return live.find((k) => k.createdAt.getTime() <= now - this.activationSeconds * 1000) ?? live[live.length - 1];
+  }
+
   /** Signs claims with the current key. */
   async sign(payload: Record<string, unknown>): Promise<string> {
     await this.fresh();
-    const current = this.keys.find((k) => k.retiredAt === null);
+    const current = this.current();
     if (!current) throw new Error('no signing key');
     let signer = this.signers.get(current.kid);
     if (!signer) {
@@ -73,15 +83,20 @@ export class KeyStore {
     return signer(payload);
   }
 
-  /** A new key signs from now on; the others are retired (still published for the grace period). */
-  async rotate(): Promise<string> {
+  /**
+   * Publishes a new key, which signs from `activatesAt`; the keys before it sign until then and stay
+   * published for the grace period after.
+   */
+  async rotate(): Promise<{ kid: string; activatesAt: string }> {
     const key = newKey();
+    const activatesAt = new Date(Date.now() + this.activationSeconds * 1000);
     await this.db.transaction().execute(async (trx) => {
-      await trx.updateTable('signing_keys').set({ retired_at: new Date() }).where('retired_at', 'is', null).execute();
-      await trx.insertInto('signing_keys').values(key).execute();
+      await sql`select pg_advisory_xact_lock(hashtext('cmc.identity.signing-keys'))`.execute(trx);
+      await trx.updateTable('signing_keys').set({ retired_at: activatesAt }).where('retired_at', 'is', null).execute();
+      await trx.insertInto('signing_keys').values({ ...key, created_at: new Date() }).execute();
     });
     await this.load();
-    return key.kid;
+    return { kid: key.kid, activatesAt: activatesAt.toISOString() };
   }
 }
 

@@ -203,8 +203,15 @@ export function adminRoutes(ctx: IdentityContext) {
 
     app.post(
       '/api/admin/keys/rotate',
-      { config: SERVICE_TEAM, schema: { tags: ['keys'], summary: 'Start signing with a new key; old keys stay published until their tokens expired', response: { 200: { type: 'object', properties: { kid: { type: 'string' } } }, ...errorResponses } } },
-      async () => ({ kid: await ctx.keys.rotate() }),
+      {
+        config: SERVICE_TEAM,
+        schema: {
+          tags: ['keys'],
+          summary: 'Publish a new signing key, which signs from activatesAt; old keys stay published until their tokens expired',
+          response: { 200: { type: 'object', properties: { kid: { type: 'string' }, activatesAt: { type: 'string' } } }, ...errorResponses },
+        },
+      },
+      async () => ctx.keys.rotate(),
     );
   };
 }
