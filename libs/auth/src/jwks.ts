@@ -36,12 +36,14 @@ export class JwksKeys {
     for (const jwk of keys) {
       if (!jwk.kid || (jwk.kty !== 'RSA' && jwk.kty !== 'EC')) continue;
       if (jwk.use && jwk.use !== 'sig') continue;
+      if ((jwk as Record<string, unknown>).d !== undefined) continue;
       let key: KeyObject;
       try {
         key = createPublicKey({ key: jwk, format: 'jwk' });
       } catch {
         continue;
       }
+      if (key.asymmetricKeyType === 'rsa' && (key.asymmetricKeyDetails?.modulusLength ?? 0) < 2048) continue;
       const entry: CachedKey = { pem: key.export({ type: 'spki', format: 'pem' }).toString() };
       if (jwk.alg) entry.alg = jwk.alg;
       out.set(jwk.kid, entry);
@@ -57,9 +59,12 @@ export class JwksKeys {
       this.keys = JwksKeys.index(await this.source.provider());
       return;
     }
-    const res = await fetch(this.source.url, { signal: AbortSignal.timeout(this.opts.timeoutMs ?? 5000) });
+    // No redirects (the URL registered is the one trusted) and a bounded body.
+    const res = await fetch(this.source.url, { signal: AbortSignal.timeout(this.opts.timeoutMs ?? 5000), redirect: 'error' });
     if (!res.ok) throw new Error(`JWKS answered ${res.status}`);
-    const body = (await res.json()) as { keys?: Jwk[] };
+    const text = await res.text();
+    if (text.length > 256 * 1024) throw new Error('JWKS is larger than 256 KiB');
+    const body = JSON.parse(text) as { keys?: Jwk[] };
     if (!Array.isArray(body.keys)) throw new Error('JWKS has no keys');
     this.keys = JwksKeys.index(body.keys);
   }

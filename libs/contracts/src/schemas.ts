@@ -78,10 +78,11 @@ export const EVENT_DEFINITIONS = {
   },
   'cmc.identity.invitation-created.v1': {
     topic: TOPICS.identity,
-    doc: 'A clinician invited a patient or proxy viewer. Carries a single-use secret link: consumers must not store acceptUrl.',
-    schema: closed(['userId', 'email', 'role', 'acceptUrl', 'expiresAt', 'invitedBy'], {
+    doc: 'A clinician invited a patient or proxy viewer of one patient. Carries a single-use secret link: consumers must not store acceptUrl.',
+    schema: closed(['userId', 'email', 'role', 'nhsNumber', 'acceptUrl', 'expiresAt', 'invitedBy'], {
       userId,
       email,
+      nhsNumber,
       role: { enum: ['patient', 'proxy'] },
       acceptUrl: secretUrl,
       expiresAt: dateTime,

@@ -44,7 +44,7 @@ export interface IdentityEventData {
   'cmc.identity.organisation-changed.v1': { odsCode: string; change: 'created' | 'updated'; fields?: string[] };
   'cmc.identity.client-registered.v1': { clientId: string; organisation: string; scopes: string[] };
   'cmc.identity.password-reset-requested.v1': { userId: string; email: string; resetUrl: string; expiresAt: string };
-  'cmc.identity.invitation-created.v1': { userId: string; email: string; role: 'patient' | 'proxy'; acceptUrl: string; expiresAt: string; invitedBy: string };
+  'cmc.identity.invitation-created.v1': { userId: string; email: string; role: 'patient' | 'proxy'; nhsNumber: string; acceptUrl: string; expiresAt: string; invitedBy: string };
 }
 
 export interface EventDataMap extends IdentityEventData {

@@ -1,4 +1,5 @@
 import type { OperationOutcome } from 'fhir/r4';
+import { waitFor } from '@cmc/test-support';
 import { ADMIN_EMAIL, ADMIN_PASSWORD, TODAY, startIdentity, type IdentityHarness, type TokenPair } from './support';
 
 const diagnostics = (body: string) => (JSON.parse(body) as OperationOutcome).issue.map((i) => i.diagnostics).join(' | ');
@@ -93,6 +94,16 @@ describe('people logging in', () => {
     expect(after).toEqual(until);
   });
 
+  it('when the current password is guessed at change-password, then the guesses count towards the same lock', async () => {
+    await id.aStaffMember({ email: 'guesser@ab1.test', organisation: 'AB1' });
+    const token = (await id.loginFully('guesser@ab1.test', 'Temporary-Passw0rd', 'Owner-Passw0rd1')).access_token;
+    for (let i = 0; i < 3; i++) {
+      expect((await id.post('/auth/change-password', { currentPassword: `Guess-Passw0rd${i}`, newPassword: 'Taken-Over-Passw0rd' }, token)).statusCode).toBe(400);
+    }
+    expect((await id.post('/auth/change-password', { currentPassword: 'Owner-Passw0rd1', newPassword: 'Taken-Over-Passw0rd' }, token)).statusCode).toBe(403);
+    expect((await id.post('/auth/login', { email: 'guesser@ab1.test', password: 'Owner-Passw0rd1' })).statusCode).toBe(403);
+  });
+
   it('when the organisation loses its agreement before the first-login steps are done, then they are refused too', async () => {
     const ods = `P${Math.floor(Math.random() * 1e6)}`;
     await id.anOrganisation(ods);
@@ -165,6 +176,8 @@ describe('people logging in', () => {
     expect((await id.patch(`/api/organisations/${ods}`, { dsptStatus: 'entry-level' }, await id.admin())).statusCode).toBe(200);
     const res = await id.post('/auth/refresh', { refreshToken: tokens.refresh_token });
     expect(res.statusCode).toBe(403);
+    const failed = await id.events<{ reason: string }>('cmc.identity.login-failed.v1');
+    expect(failed.map((f) => f.reason)).toContain('refresh:dspt');
   });
 });
 
@@ -222,7 +235,10 @@ describe('sessions', () => {
     expect((await id.post('/auth/password-reset', { email: 'forgot@ss1.test' })).statusCode).toBe(202);
     expect((await id.post('/auth/password-reset', { email: 'nobody@ss1.test' })).statusCode).toBe(202);
     expect((await id.post('/auth/password-reset', { email: 'forgot@ss1.test' })).statusCode).toBe(202);
-    const [older, requested] = await id.events<{ userId: string; resetUrl: string }>('cmc.identity.password-reset-requested.v1');
+    // The links are made just after the answer (so its timing says nothing): wait for both.
+    const resets = () => id.events<{ userId: string; resetUrl: string }>('cmc.identity.password-reset-requested.v1');
+    await waitFor(async () => (await resets()).length === 2 || undefined, 10_000, 'two reset links');
+    const [older, requested] = await resets();
     expect(requested?.userId).toBe(userId);
     const token = new URL(requested!.resetUrl).hash.replace('#token=', '');
     // A newer link ends the older one.
@@ -247,7 +263,10 @@ describe('sessions', () => {
     expect(proxyWithoutRelationship.statusCode).toBe(400);
     const invited = await id.post('/api/invitations', { email: 'patient@home.test', name: 'A Patient', role: 'patient', nhsNumber: '9434765919' }, clinician);
     expect(invited.statusCode).toBe(201);
-    const [invitation] = await id.events<{ acceptUrl: string; role: string }>('cmc.identity.invitation-created.v1');
+    // One patient account per patient.
+    expect((await id.post('/api/invitations', { email: 'patient2@home.test', name: 'A Patient', role: 'patient', nhsNumber: '9434765919' }, clinician)).statusCode).toBe(409);
+    const [invitation] = await id.events<{ acceptUrl: string; role: string; nhsNumber: string }>('cmc.identity.invitation-created.v1');
+    expect(invitation?.nhsNumber).toBe('9434765919');
     const token = new URL(invitation!.acceptUrl).hash.replace('#token=', '');
     expect((await id.post('/auth/invitations/accept', { token, password: 'Patient-Passw0rd' })).statusCode).toBe(204);
     const login = await id.post('/auth/login', { email: 'patient@home.test', password: 'Patient-Passw0rd' });

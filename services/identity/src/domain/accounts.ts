@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import type { DsptStatus, IdentityDB, OrganisationType, StaffRole, UsersTable } from '../db/schema';
 import { SERVICE_SOURCE, type IdentityContext } from './context';
 import type { OrganisationRow } from './governance';
-import { normaliseEmail, organisationOf, pendingFor, sessionDeviceProblem } from './login';
+import { countFailedPassword, normaliseEmail, organisationOf, pendingFor, sessionDeviceProblem, type RequestMeta } from './login';
 import { refusal } from './governance';
 import { hashPassword, passwordProblems, verifyPassword } from './passwords';
 import { issueTokens, liveSession, newSecret, revokeAllSessions, revokeFamily, revokeOtherSessions, sha256, type TokenPair } from './tokens';
@@ -338,12 +338,17 @@ const orThrow = <T>(v: T | Error): T => {
 };
 
 /** Changes one's own password (the first-login step for a temporary one); the person's other sessions end. */
-export async function changePassword(ctx: IdentityContext, who: Principal, current: string, next: string): Promise<TokenPair> {
+export async function changePassword(ctx: IdentityContext, who: Principal, current: string, next: string, meta: RequestMeta): Promise<TokenPair> {
   assertPasswordOk(next, 'newPassword');
   if (current === next) throw new OperationOutcomeError(400, { code: 'value', diagnostics: 'the new password must differ from the current one', expression: 'newPassword' });
   const user = await ctx.database.db.selectFrom('users').selectAll().where('id', '=', who.subject).executeTakeFirst();
   if (!user?.password_hash || !user.active) throw unauthorized('this account cannot change its password');
+  if (user.locked_until && user.locked_until > new Date()) {
+    throw new OperationOutcomeError(403, { code: 'forbidden', diagnostics: `too many failed logins: this account is locked until ${user.locked_until.toISOString()}` });
+  }
   if (!(await verifyPassword(current, user.password_hash))) {
+    // Guessing here counts towards the same lock as guessing at login.
+    await countFailedPassword(ctx, user.id, meta);
     throw new OperationOutcomeError(400, { code: 'value', diagnostics: 'the current password is wrong', expression: 'currentPassword' });
   }
   const hash = await hashPassword(next, ctx.hashCost);
@@ -453,6 +458,10 @@ export async function invite(ctx: IdentityContext, input: InvitationInput, by: P
   return ctx.database.db.transaction().execute(async (trx) => {
     const email = normaliseEmail(input.email);
     if (await trx.selectFrom('users').select('id').where('email', '=', email).executeTakeFirst()) throw conflict('an account with this email exists');
+    if (input.role === 'patient') {
+      const existing = await trx.selectFrom('users').select('id').where('role', '=', 'patient').where('active', '=', true).where('patient_nhs_number', '=', input.nhsNumber).executeTakeFirst();
+      if (existing) throw conflict('this patient already has an account');
+    }
     const now = new Date();
     const { id } = await trx
       .insertInto('users')
@@ -479,7 +488,7 @@ export async function invite(ctx: IdentityContext, input: InvitationInput, by: P
       source: SERVICE_SOURCE,
       key: id,
       requestId,
-      data: { userId: id, email, role: input.role, acceptUrl: `${ctx.config.IDENTITY_PUBLIC_URL}/accept-invitation#token=${token}`, expiresAt: expiresAt.toISOString(), invitedBy: by.subject },
+      data: { userId: id, email, role: input.role, nhsNumber: input.nhsNumber, acceptUrl: `${ctx.config.IDENTITY_PUBLIC_URL}/accept-invitation#token=${token}`, expiresAt: expiresAt.toISOString(), invitedBy: by.subject },
     });
     return { id, expiresAt: expiresAt.toISOString() };
   });

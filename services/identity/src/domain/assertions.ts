@@ -112,7 +112,8 @@ export function checkClaims(payload: Record<string, unknown>, rules: { sender: s
   if (typeof exp !== 'number' || !Number.isFinite(exp)) throw new AssertionError('expiry', 'the assertion has no expiry time (exp)');
   const now = Date.now() / 1000;
   if (exp + LEEWAY_SECONDS <= now) throw new AssertionError('expiry', 'the assertion has expired');
-  if (exp > now + MAX_ASSERTION_SECONDS + LEEWAY_SECONDS) throw new AssertionError('expiry', `the assertion's exp is more than ${MAX_ASSERTION_SECONDS / 60} minutes ahead`);
+  // No leeway on this side: SMART says at most five minutes.
+  if (exp > now + MAX_ASSERTION_SECONDS + 1) throw new AssertionError('expiry', `the assertion's exp is more than ${MAX_ASSERTION_SECONDS / 60} minutes ahead`);
   if (payload.nbf !== undefined && (typeof payload.nbf !== 'number' || payload.nbf - LEEWAY_SECONDS > now)) {
     throw new AssertionError('expiry', 'the assertion is not valid yet (nbf)');
   }

@@ -66,28 +66,7 @@ export async function login(
     throw new OperationOutcomeError(403, { code: 'forbidden', diagnostics: `too many failed logins: this account is locked until ${user.locked_until.toISOString()}` });
   }
   if (!(await verifyPassword(input.password, user.password_hash))) {
-    await db.transaction().execute(async (trx) => {
-      // Counted in the database, so that failures arriving at once are all counted.
-      const until = new Date(Date.now() + ctx.config.IDENTITY_LOCKOUT_MINUTES * 60_000);
-      const counted = await trx
-        .updateTable('users')
-        .set((eb) => ({ failed_attempts: eb('failed_attempts', '+', 1), updated_at: new Date() }))
-        .where('id', '=', user.id)
-        .returning(['failed_attempts', 'locked_until'])
-        .executeTakeFirstOrThrow();
-      await loginFailed(ctx, meta, 'wrong-password', user.id, trx);
-      const alreadyLocked = counted.locked_until !== null && counted.locked_until > new Date();
-      if (counted.failed_attempts >= ctx.config.IDENTITY_MAX_FAILED_LOGINS && !alreadyLocked) {
-        await trx.updateTable('users').set({ locked_until: until, failed_attempts: 0 }).where('id', '=', user.id).execute();
-        await publish(trx, ctx.database.schema, {
-          type: 'cmc.identity.user-locked.v1',
-          source: SERVICE_SOURCE,
-          key: user.id,
-          requestId: meta.requestId,
-          data: { userId: user.id, reason: 'failed-attempts', until: until.toISOString() },
-        });
-      }
-    });
+    await countFailedPassword(ctx, user.id, meta);
     throw unauthorized('email or password is wrong');
   }
 
@@ -149,7 +128,7 @@ export async function login(
  * A new token pair for a refresh token, in the same login (family). The gates are checked again: an
  * organisation that lost its toolkit status, or a person deactivated, gets no new access token.
  */
-export async function refresh(ctx: IdentityContext, presented: string): Promise<TokenPair> {
+export async function refresh(ctx: IdentityContext, presented: string, meta: RequestMeta): Promise<TokenPair> {
   const outcome = await ctx.database.db.transaction().execute(async (trx) => {
     const session = await consumeRefreshToken(trx, presented).catch((e: unknown) => e as Error);
     if (session instanceof Error) return session;
@@ -158,6 +137,7 @@ export async function refresh(ctx: IdentityContext, presented: string): Promise<
     const refused = refusal(user, org, new Date(), { inactivityDays: ctx.config.IDENTITY_INACTIVITY_DAYS });
     if (refused) {
       await revokeFamily(trx, session.familyId);
+      await loginFailed(ctx, meta, `refresh:${refused.gate}`, user.id, trx);
       return forbidden(refused.message);
     }
     const deviceProblem = await sessionDeviceProblem(trx, session.deviceId);
@@ -170,6 +150,34 @@ export async function refresh(ctx: IdentityContext, presented: string): Promise<
   // Errors are returned from the transaction so that what it did (marking a reused family revoked) commits.
   if (outcome instanceof Error) throw outcome;
   return outcome;
+}
+
+/**
+ * Counts a wrong password towards the temporary lock (in the database, so that failures arriving at once are
+ * all counted), with its login-failed event, and locks the account when the count is reached.
+ */
+export async function countFailedPassword(ctx: IdentityContext, userId: string, meta: RequestMeta): Promise<void> {
+  await ctx.database.db.transaction().execute(async (trx) => {
+    const until = new Date(Date.now() + ctx.config.IDENTITY_LOCKOUT_MINUTES * 60_000);
+    const counted = await trx
+      .updateTable('users')
+      .set((eb) => ({ failed_attempts: eb('failed_attempts', '+', 1), updated_at: new Date() }))
+      .where('id', '=', userId)
+      .returning(['failed_attempts', 'locked_until'])
+      .executeTakeFirstOrThrow();
+    await loginFailed(ctx, meta, 'wrong-password', userId, trx);
+    const alreadyLocked = counted.locked_until !== null && counted.locked_until > new Date();
+    if (counted.failed_attempts >= ctx.config.IDENTITY_MAX_FAILED_LOGINS && !alreadyLocked) {
+      await trx.updateTable('users').set({ locked_until: until, failed_attempts: 0 }).where('id', '=', userId).execute();
+      await publish(trx, ctx.database.schema, {
+        type: 'cmc.identity.user-locked.v1',
+        source: SERVICE_SOURCE,
+        key: userId,
+        requestId: meta.requestId,
+        data: { userId, reason: 'failed-attempts', until: until.toISOString() },
+      });
+    }
+  });
 }
 
 /** Why a session made from a device may not go on (the device revoked or its credential expired), if it may not. */

@@ -54,7 +54,7 @@ export function authRoutes(ctx: IdentityContext, checkDevice: DeviceCheck) {
           response: { 200: tokenPair, ...errorResponses },
         },
       },
-      async (request) => refresh(ctx, request.body.refreshToken),
+      async (request) => refresh(ctx, request.body.refreshToken, meta(request)),
     );
 
     app.post<{ Body: { refreshToken: string } }>(
@@ -80,7 +80,7 @@ export function authRoutes(ctx: IdentityContext, checkDevice: DeviceCheck) {
           response: { 200: tokenPair, ...errorResponses },
         },
       },
-      async (request) => changePassword(ctx, principal(request), request.body.currentPassword, request.body.newPassword),
+      async (request) => changePassword(ctx, principal(request), request.body.currentPassword, request.body.newPassword, meta(request)),
     );
 
     app.post<{ Body: { version: string } }>(
@@ -110,7 +110,13 @@ export function authRoutes(ctx: IdentityContext, checkDevice: DeviceCheck) {
         },
       },
       async (request, reply) => {
-        await requestPasswordReset(ctx, request.body.email, String(request.id));
+        // Answered before the work is done, so that the time taken says nothing about whether the email has
+        // an account. The link is made (and its event written) just after; a failure is logged.
+        const { email } = request.body;
+        const requestId = String(request.id);
+        setImmediate(() => {
+          requestPasswordReset(ctx, email, requestId).catch((err: unknown) => request.log.error({ err }, 'password reset request failed'));
+        });
         return reply.code(202).send();
       },
     );
