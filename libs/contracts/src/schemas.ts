@@ -102,6 +102,8 @@ export const EVENT_DEFINITIONS = {
         nhsNumber,
         status: { const: 'active' },
         dateTime: dateTime,
+        // Optional in v1 only because events already sent lack it; the consent service always sends it.
+        secondaryUse: { enum: ['permit', 'deny'], description: 'Whether the patient allows secondary use (audit reports leave out those who deny it).' },
       },
     },
   },

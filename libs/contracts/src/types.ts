@@ -5,6 +5,8 @@ export interface ConsentGrantedData {
   nhsNumber: string;
   status: 'active';
   dateTime: string;
+  /** Whether the patient allows secondary use; sent by every current producer, absent from older events. */
+  secondaryUse?: 'permit' | 'deny';
 }
 
 export interface ConsentWithdrawnData {

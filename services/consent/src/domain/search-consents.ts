@@ -1,0 +1,89 @@
+import type { Principal } from '@cmc/auth';
+import { NHS_NUMBER_SYSTEM, OperationOutcomeError, decodeCursor, isUuid, nhsNumberProblem, pageSize, parseFhirDateTime, type IssueInput } from '@cmc/fhir';
+import type { ConsentSearch } from '../db/consent-repository';
+
+export const SEARCH_PARAMETERS = ['patient:identifier', 'status', 'date', '_count', '_cursor'] as const;
+const STATUSES = ['draft', 'proposed', 'active', 'rejected', 'inactive', 'entered-in-error'];
+
+type Query = Record<string, string | string[] | undefined>;
+
+/** The end of the period a partial FHIR dateTime names (2026 -> 2027-01-01; a full date-time -> +1 s). */
+function periodEnd(value: string, start: Date): Date {
+  const end = new Date(start);
+  if (/^\d{4}$/.test(value)) end.setUTCFullYear(end.getUTCFullYear() + 1);
+  else if (/^\d{4}-\d{2}$/.test(value)) end.setUTCMonth(end.getUTCMonth() + 1);
+  else if (/^\d{4}-\d{2}-\d{2}$/.test(value)) end.setUTCDate(end.getUTCDate() + 1);
+  else end.setTime(end.getTime() + 1000);
+  return end;
+}
+
+/** One `date` value (with its eq/ge/gt/le/lt prefix) as bounds on the consent's dateTime. */
+function dateBounds(raw: string): ConsentSearch['dateBounds'] | undefined {
+  const m = /^(eq|ge|gt|le|lt)?(.+)$/.exec(raw);
+  const start = m ? parseFhirDateTime(m[2]!) : undefined;
+  if (!m || !start) return undefined;
+  const end = periodEnd(m[2]!, start);
+  switch (m[1] ?? 'eq') {
+    case 'ge': return [{ op: '>=', at: start }];
+    case 'gt': return [{ op: '>=', at: end }];
+    case 'le': return [{ op: '<', at: end }];
+    case 'lt': return [{ op: '<', at: start }];
+    default: return [{ op: '>=', at: start }, { op: '<', at: end }];
+  }
+}
+
+const isCursor = (v: unknown): v is { d: string; id: string } =>
+  typeof v === 'object' &&
+  v !== null &&
+  typeof (v as { d?: unknown }).d === 'string' &&
+  typeof (v as { id?: unknown }).id === 'string' &&
+  isUuid((v as { id: string }).id) &&
+  !Number.isNaN(Date.parse((v as { d: string }).d));
+
+const one = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v);
+
+/**
+ * A search's parameters as a repository query, limited to what the caller may read; 400 naming each
+ * problem (unknown parameters, a bad NHS number, date or cursor).
+ */
+export function parseConsentSearch(query: Query, who: Principal): ConsentSearch {
+  const issues: IssueInput[] = [];
+  for (const name of Object.keys(query)) {
+    if (!(SEARCH_PARAMETERS as readonly string[]).includes(name)) issues.push({ code: 'not-supported', diagnostics: `unknown search parameter ${name}; supported: ${SEARCH_PARAMETERS.join(', ')}` });
+  }
+  for (const name of ['patient:identifier', 'status', '_count', '_cursor']) {
+    if (Array.isArray(query[name])) issues.push({ code: 'value', diagnostics: `${name} may be given once` });
+  }
+  const patient = one(query['patient:identifier']);
+  let nhsNumber = '';
+  if (!patient) issues.push({ code: 'required', diagnostics: `patient:identifier is required: ${NHS_NUMBER_SYSTEM}|<NHS number>` });
+  else {
+    const bar = patient.indexOf('|');
+    const system = bar >= 0 ? patient.slice(0, bar) : '';
+    nhsNumber = bar >= 0 ? patient.slice(bar + 1) : patient;
+    if (system !== NHS_NUMBER_SYSTEM) issues.push({ code: 'value', diagnostics: `patient:identifier must be ${NHS_NUMBER_SYSTEM}|<NHS number>` });
+    const problem = nhsNumberProblem(nhsNumber);
+    if (problem) issues.push({ code: 'value', diagnostics: `patient:identifier: ${problem}` });
+  }
+  const status = one(query.status);
+  if (status !== undefined && !STATUSES.includes(status)) issues.push({ code: 'value', diagnostics: `status must be one of ${STATUSES.join(', ')}` });
+  const bounds: ConsentSearch['dateBounds'] = [];
+  const dates = query.date === undefined ? [] : Array.isArray(query.date) ? query.date : [query.date];
+  for (const d of dates) {
+    const b = dateBounds(d);
+    if (b) bounds.push(...b);
+    else issues.push({ code: 'value', diagnostics: 'date must be a FHIR date or date-time, optionally prefixed by eq, ge, gt, le or lt' });
+  }
+  const count = one(query._count);
+  if (count !== undefined && !/^[1-9][0-9]*$/.test(count)) issues.push({ code: 'value', diagnostics: '_count must be a whole number from 1' });
+  const rawCursor = one(query._cursor);
+  const cursor = rawCursor === undefined ? undefined : decodeCursor(rawCursor, isCursor);
+  if (rawCursor !== undefined && !cursor) issues.push({ code: 'value', diagnostics: '_cursor is not one this server gave' });
+  if (issues.length > 0) throw new OperationOutcomeError(400, issues);
+  const search: ConsentSearch = { nhsNumber, dateBounds: bounds, limit: pageSize(count) };
+  if (status) search.status = status;
+  if (cursor) search.after = { dateTime: new Date(cursor.d), id: cursor.id };
+  // The read rule, as a filter: the service team sees every consent; others only their organisation's.
+  if (!(who.kind === 'user' && who.role === 'service-team')) search.recordedByOrg = who.organisation ?? '';
+  return search;
+}
