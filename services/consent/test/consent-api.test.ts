@@ -1,7 +1,5 @@
-import { consentService, type ConsentDB } from '@cmc/consent-service';
-import type { Transport } from '@cmc/events';
-import type { RunningService } from '@cmc/service';
-import { TestIssuer, aConsent, newTransport, randomNhsNumber, startTestService } from '@cmc/test-support';
+import { TestIssuer, aConsent, randomNhsNumber } from '@cmc/test-support';
+import { useConsentService } from './support';
 import type { OperationOutcome } from 'fhir/r4';
 
 const validConsent = (nhsNumber: string) => aConsent(nhsNumber);
@@ -13,21 +11,10 @@ describe('the consent API', () => {
   const clinicianB = issuer.bearer({ role: 'clinician', org: 'B22222' });
   const serviceTeam = issuer.bearer({ role: 'service-team', org: 'X26' });
   const urgentCare = issuer.bearer({ role: 'urgent-care', org: 'RRU' });
-  let transport: Transport;
-  let svc: RunningService<ConsentDB>;
-
-  beforeAll(async () => {
-    transport = await newTransport('sql');
-    svc = await startTestService(consentService, { transport, issuer, env: { BODY_LIMIT_BYTES: '4096' } });
-  });
-
-  afterAll(async () => {
-    await svc?.close();
-    await transport?.close();
-  });
+  const h = useConsentService(issuer, { BODY_LIMIT_BYTES: '4096' });
 
   const post = (payload: unknown, headers: Record<string, string> = {}) =>
-    svc.app.inject({
+    h.svc.app.inject({
       method: 'POST',
       url: '/fhir/R4/Consent',
       headers: { authorization: clinicianA, 'content-type': 'application/fhir+json', ...headers },
@@ -36,8 +23,8 @@ describe('the consent API', () => {
 
   /** Nothing of this patient was stored: no consent, no version, no event in the outbox. */
   const expectNothingStored = async (nhsNumber: string) => {
-    const consents = await svc.database.db.selectFrom('consents').select('id').where('nhs_number', '=', nhsNumber).execute();
-    const outbox = await svc.database.db.selectFrom('outbox').select('id').where('key', '=', nhsNumber).execute();
+    const consents = await h.svc.database.db.selectFrom('consents').select('id').where('nhs_number', '=', nhsNumber).execute();
+    const outbox = await h.svc.database.db.selectFrom('outbox').select('id').where('key', '=', nhsNumber).execute();
     expect(consents).toHaveLength(0);
     expect(outbox).toHaveLength(0);
   };
@@ -47,7 +34,7 @@ describe('the consent API', () => {
   /** Row counts of every table a consent touches (this file's schema is its own, and its tests run in turn). */
   const rowCounts = async () => {
     const count = async (table: 'consents' | 'consent_versions' | 'outbox') =>
-      Number((await svc.database.db.selectFrom(table).select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow()).n);
+      Number((await h.svc.database.db.selectFrom(table).select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow()).n);
     return { consents: await count('consents'), versions: await count('consent_versions'), outbox: await count('outbox') };
   };
 
@@ -63,7 +50,7 @@ describe('the consent API', () => {
     expect(res.headers.location).toMatch(new RegExp(`/fhir/R4/Consent/${body.id}/_history/1$`));
     expect(body.patient).toEqual({ identifier: { system: 'https://fhir.nhs.uk/Id/nhs-number', value: nhs } });
     expect(body.organization).toEqual([{ identifier: { system: 'https://fhir.nhs.uk/Id/ods-organization-code', value: 'A11111' } }]);
-    const versions = await svc.database.db.selectFrom('consent_versions').selectAll().where('id', '=', body.id).execute();
+    const versions = await h.svc.database.db.selectFrom('consent_versions').selectAll().where('id', '=', body.id).execute();
     expect(versions).toHaveLength(1);
   });
 
@@ -77,7 +64,7 @@ describe('the consent API', () => {
   it('when someone of the recording organisation or the service team reads it, then 200; another organisation gets 403, recorded as refused', async () => {
     const nhs = randomNhsNumber();
     const id = (await post(validConsent(nhs))).json<{ id: string }>().id;
-    const read = (auth: string) => svc.app.inject({ method: 'GET', url: `/fhir/R4/Consent/${id}`, headers: { authorization: auth } });
+    const read = (auth: string) => h.svc.app.inject({ method: 'GET', url: `/fhir/R4/Consent/${id}`, headers: { authorization: auth } });
     const own = await read(adminA);
     expect(own.statusCode).toBe(200);
     expect(own.headers.etag).toBe('W/"1"');
@@ -85,7 +72,7 @@ describe('the consent API', () => {
     expect((await read(serviceTeam)).statusCode).toBe(200);
     const other = await read(clinicianB);
     expect(other.statusCode).toBe(403);
-    const accesses = await svc.database.db.selectFrom('outbox').select('payload').where('key', '=', nhs).where('type', '=', 'cmc.access.recorded.v1').execute();
+    const accesses = await h.svc.database.db.selectFrom('outbox').select('payload').where('key', '=', nhs).where('type', '=', 'cmc.access.recorded.v1').execute();
     const outcomes = accesses.map((a) => (JSON.parse(a.payload) as { data: { interaction: string; outcome: string } }).data);
     expect(outcomes).toEqual(
       expect.arrayContaining([
@@ -100,7 +87,7 @@ describe('the consent API', () => {
   it('when a system client reads a consent, then only one recorded by its own organisation (a role claim cannot widen that)', async () => {
     const id = (await post(validConsent(randomNhsNumber()))).json<{ id: string }>().id;
     const asClient = (org: string, extra: Record<string, unknown> = {}) =>
-      svc.app.inject({ method: 'GET', url: `/fhir/R4/Consent/${id}`, headers: { authorization: `Bearer ${issuer.token({ kind: 'client', org, scope: 'system/Consent.r' }, extra)}` } });
+      h.svc.app.inject({ method: 'GET', url: `/fhir/R4/Consent/${id}`, headers: { authorization: `Bearer ${issuer.token({ kind: 'client', org, scope: 'system/Consent.r' }, extra)}` } });
     expect((await asClient('A11111')).statusCode).toBe(200);
     expect((await asClient('B22222')).statusCode).toBe(403);
     expect((await asClient('B22222', { cmc_role: 'service-team' })).statusCode).toBe(401);
@@ -108,7 +95,7 @@ describe('the consent API', () => {
 
   it('when the consent does not exist, or the id could not be one of ours, then 404 OperationOutcome', async () => {
     for (const id of ['00000000-0000-4000-8000-000000000000', 'not-a-uuid', 'a.b-c']) {
-      const res = await svc.app.inject({ method: 'GET', url: `/fhir/R4/Consent/${id}`, headers: { authorization: clinicianA } });
+      const res = await h.svc.app.inject({ method: 'GET', url: `/fhir/R4/Consent/${id}`, headers: { authorization: clinicianA } });
       expect({ id, status: res.statusCode, code: issuesOf(res.body)[0]?.code }).toEqual({ id, status: 404, code: 'not-found' });
     }
   });
@@ -126,7 +113,7 @@ describe('the consent API', () => {
     const res = await post(aConsent(nhs, { dateTime: '2026-03' }));
     expect(res.statusCode).toBe(201);
     expect(res.json<{ dateTime: string }>().dateTime).toBe('2026-03');
-    const event = await svc.database.db.selectFrom('outbox').select('payload').where('key', '=', nhs).where('type', '=', 'cmc.consent.granted.v1').executeTakeFirstOrThrow();
+    const event = await h.svc.database.db.selectFrom('outbox').select('payload').where('key', '=', nhs).where('type', '=', 'cmc.consent.granted.v1').executeTakeFirstOrThrow();
     expect((JSON.parse(event.payload) as { data: { dateTime: string } }).data.dateTime).toBe('2026-03-01T00:00:00.000Z');
   });
 
@@ -198,13 +185,13 @@ describe('the consent API', () => {
   it('when an attempt is refused before it reaches the consent, then the refusal is in the access log with who and why', async () => {
     const id = (await post(validConsent(randomNhsNumber()))).json<{ id: string }>().id;
     const refusalsOf = async () =>
-      (await svc.database.db.selectFrom('outbox').select('payload').where('type', '=', 'cmc.access.recorded.v1').where('key', '=', id).execute()).map(
+      (await h.svc.database.db.selectFrom('outbox').select('payload').where('type', '=', 'cmc.access.recorded.v1').where('key', '=', id).execute()).map(
         (r) => (JSON.parse(r.payload) as { data: { agent: unknown; interaction: string; outcome: string; outcomeReason: string; entities: unknown } }).data,
       );
     expect(await refusalsOf()).toEqual([]);
-    const anonymous = await svc.app.inject({ method: 'GET', url: `/fhir/R4/Consent/${id}` });
+    const anonymous = await h.svc.app.inject({ method: 'GET', url: `/fhir/R4/Consent/${id}` });
     expect(anonymous.statusCode).toBe(401);
-    const wrongRole = await svc.app.inject({ method: 'GET', url: `/fhir/R4/Consent/${id}`, headers: { authorization: urgentCare } });
+    const wrongRole = await h.svc.app.inject({ method: 'GET', url: `/fhir/R4/Consent/${id}`, headers: { authorization: urgentCare } });
     expect(wrongRole.statusCode).toBe(403);
     expect(await refusalsOf()).toEqual([
       expect.objectContaining({ agent: { kind: 'anonymous', id: 'anonymous' }, interaction: 'read', outcome: 'refused', entities: [{ resourceType: 'Consent', id }] }),
@@ -219,7 +206,7 @@ describe('the consent API', () => {
 
   it('when there is no token, then 401; when the role may not record consent, then 403; nothing is stored', async () => {
     const nhs = randomNhsNumber();
-    const anonymous = await svc.app.inject({ method: 'POST', url: '/fhir/R4/Consent', headers: { 'content-type': 'application/fhir+json' }, payload: validConsent(nhs) });
+    const anonymous = await h.svc.app.inject({ method: 'POST', url: '/fhir/R4/Consent', headers: { 'content-type': 'application/fhir+json' }, payload: validConsent(nhs) });
     expect(anonymous.statusCode).toBe(401);
     expect(anonymous.headers['www-authenticate']).toBe('Bearer');
     const forbidden = await post(validConsent(nhs), { authorization: urgentCare });

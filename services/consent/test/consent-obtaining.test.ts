@@ -1,7 +1,5 @@
-import { consentService, type ConsentDB } from '@cmc/consent-service';
-import type { Transport } from '@cmc/events';
-import type { RunningService } from '@cmc/service';
-import { TestIssuer, aConsent, consentProvisions, newTransport, randomNhsNumber, startTestService } from '@cmc/test-support';
+import { TestIssuer, aConsent, consentProvisions, randomNhsNumber } from '@cmc/test-support';
+import { useConsentService } from './support';
 import type { OperationOutcome } from 'fhir/r4';
 
 const SNOMED = 'http://snomed.info/sct';
@@ -17,29 +15,18 @@ const justification = (text: string) => [{ url: JUSTIFICATION, valueString: text
 describe('how consent was obtained, and what it permits', () => {
   const issuer = new TestIssuer();
   const clinician = issuer.bearer({ role: 'clinician', org: 'A11111' });
-  let transport: Transport;
-  let svc: RunningService<ConsentDB>;
-
-  beforeAll(async () => {
-    transport = await newTransport('sql');
-    svc = await startTestService(consentService, { transport, issuer });
-  });
-
-  afterAll(async () => {
-    await svc?.close();
-    await transport?.close();
-  });
+  const h = useConsentService(issuer);
 
   const post = (payload: unknown) =>
-    svc.app.inject({ method: 'POST', url: '/fhir/R4/Consent', headers: { authorization: clinician, 'content-type': 'application/fhir+json' }, payload: JSON.stringify(payload) });
+    h.svc.app.inject({ method: 'POST', url: '/fhir/R4/Consent', headers: { authorization: clinician, 'content-type': 'application/fhir+json' }, payload: JSON.stringify(payload) });
   const issuesOf = (body: string) => (JSON.parse(body) as OperationOutcome).issue;
   const grantedData = async (nhs: string) => {
-    const rows = await svc.database.db.selectFrom('outbox').select('payload').where('key', '=', nhs).where('type', '=', 'cmc.consent.granted.v1').execute();
+    const rows = await h.svc.database.db.selectFrom('outbox').select('payload').where('key', '=', nhs).where('type', '=', 'cmc.consent.granted.v1').execute();
     return rows.map((r) => (JSON.parse(r.payload) as { data: Record<string, unknown> }).data);
   };
   const expectNothingStored = async (nhs: string) => {
-    expect(await svc.database.db.selectFrom('consents').select('id').where('nhs_number', '=', nhs).execute()).toHaveLength(0);
-    expect(await svc.database.db.selectFrom('outbox').select('id').where('key', '=', nhs).execute()).toHaveLength(0);
+    expect(await h.svc.database.db.selectFrom('consents').select('id').where('nhs_number', '=', nhs).execute()).toHaveLength(0);
+    expect(await h.svc.database.db.selectFrom('outbox').select('id').where('key', '=', nhs).execute()).toHaveLength(0);
   };
 
   it('when the patient gave consent themselves, then 201 with no justification needed', async () => {

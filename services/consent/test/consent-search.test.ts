@@ -1,7 +1,5 @@
-import { consentService, type ConsentDB } from '@cmc/consent-service';
-import type { Transport } from '@cmc/events';
-import type { RunningService } from '@cmc/service';
-import { TestIssuer, aConsent, newTransport, randomNhsNumber, startTestService } from '@cmc/test-support';
+import { TestIssuer, aConsent, randomNhsNumber } from '@cmc/test-support';
+import { useConsentService } from './support';
 import type { Bundle, Consent, OperationOutcome } from 'fhir/r4';
 
 const NHS = 'https://fhir.nhs.uk/Id/nhs-number';
@@ -12,21 +10,10 @@ describe('searching a patient\'s consents', () => {
   const clinicianA = issuer.bearer({ role: 'clinician', org: 'A11111' });
   const clinicianB = issuer.bearer({ role: 'clinician', org: 'B22222' });
   const serviceTeam = issuer.bearer({ role: 'service-team', org: 'X26' });
-  let transport: Transport;
-  let svc: RunningService<ConsentDB>;
-
-  beforeAll(async () => {
-    transport = await newTransport('sql');
-    svc = await startTestService(consentService, { transport, issuer });
-  });
-
-  afterAll(async () => {
-    await svc?.close();
-    await transport?.close();
-  });
+  const h = useConsentService(issuer);
 
   const record = async (nhs: string, dateTime: string, auth = clinicianA) => {
-    const res = await svc.app.inject({
+    const res = await h.svc.app.inject({
       method: 'POST',
       url: '/fhir/R4/Consent',
       headers: { authorization: auth, 'content-type': 'application/fhir+json' },
@@ -35,11 +22,11 @@ describe('searching a patient\'s consents', () => {
     expect(res.statusCode).toBe(201);
     return res.json<Consent>();
   };
-  const search = (query: string, auth = clinicianA) => svc.app.inject({ method: 'GET', url: `/fhir/R4/Consent?${query}`, headers: { authorization: auth } });
+  const search = (query: string, auth = clinicianA) => h.svc.app.inject({ method: 'GET', url: `/fhir/R4/Consent?${query}`, headers: { authorization: auth } });
   const byPatient = (nhs: string) => `patient:identifier=${encodeURIComponent(`${NHS}|${nhs}`)}`;
   const idsOf = (body: string) => ((JSON.parse(body) as Bundle<Consent>).entry ?? []).map((e) => e.resource?.id);
   const searchAccesses = async (nhs: string) =>
-    (await svc.database.db.selectFrom('outbox').select('payload').where('type', '=', 'cmc.access.recorded.v1').where('key', '=', nhs).execute())
+    (await h.svc.database.db.selectFrom('outbox').select('payload').where('type', '=', 'cmc.access.recorded.v1').where('key', '=', nhs).execute())
       .map((r) => (JSON.parse(r.payload) as { data: { interaction: string; entities: unknown[]; query?: string } }).data)
       .filter((d) => d.interaction === 'search');
 
@@ -71,7 +58,7 @@ describe('searching a patient\'s consents', () => {
     let url: string | undefined = `/fhir/R4/Consent?${byPatient(nhs)}&_count=2`;
     let pages = 0;
     while (url) {
-      const res: Awaited<ReturnType<typeof search>> = await svc.app.inject({ method: 'GET', url, headers: { authorization: clinicianA } });
+      const res: Awaited<ReturnType<typeof search>> = await h.svc.app.inject({ method: 'GET', url, headers: { authorization: clinicianA } });
       expect(res.statusCode).toBe(200);
       seen.push(...idsOf(res.body));
       const next: string | undefined = res.json<Bundle>().link?.find((l) => l.relation === 'next')?.url;
@@ -87,7 +74,7 @@ describe('searching a patient\'s consents', () => {
     const nhs = randomNhsNumber();
     const jan = await record(nhs, '2026-01-15T10:00:00Z');
     const mar = await record(nhs, '2026-03-15T10:00:00Z');
-    const withdrawn = await svc.app.inject({
+    const withdrawn = await h.svc.app.inject({
       method: 'PUT',
       url: `/fhir/R4/Consent/${jan.id!}`,
       headers: { authorization: clinicianA, 'content-type': 'application/fhir+json', 'if-match': 'W/"1"' },

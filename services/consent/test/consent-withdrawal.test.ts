@@ -1,7 +1,5 @@
-import { consentService, type ConsentDB } from '@cmc/consent-service';
-import type { Transport } from '@cmc/events';
-import type { RunningService } from '@cmc/service';
-import { TestIssuer, aConsent, newTransport, randomNhsNumber, startTestService } from '@cmc/test-support';
+import { TestIssuer, aConsent, randomNhsNumber } from '@cmc/test-support';
+import { useConsentService } from './support';
 import type { Bundle, Consent, OperationOutcome } from 'fhir/r4';
 
 const REASON = 'https://fhir.cmc.example/StructureDefinition/consent-withdrawal-reason';
@@ -14,23 +12,12 @@ describe('withdrawing a consent, and its versions', () => {
   const clinicianB = issuer.bearer({ role: 'clinician', org: 'B22222' });
   const serviceTeam = issuer.bearer({ role: 'service-team', org: 'X26' });
   const clientA = `Bearer ${issuer.token({ kind: 'client', org: 'A11111', scope: 'system/Consent.cruds' })}`;
-  let transport: Transport;
-  let svc: RunningService<ConsentDB>;
-
-  beforeAll(async () => {
-    transport = await newTransport('sql');
-    svc = await startTestService(consentService, { transport, issuer });
-  });
-
-  afterAll(async () => {
-    await svc?.close();
-    await transport?.close();
-  });
+  const h = useConsentService(issuer);
 
   const issuesOf = (body: string) => (JSON.parse(body) as OperationOutcome).issue;
 
   const recordConsent = async (nhs = randomNhsNumber(), overrides: Record<string, unknown> = {}) => {
-    const res = await svc.app.inject({
+    const res = await h.svc.app.inject({
       method: 'POST',
       url: '/fhir/R4/Consent',
       headers: { authorization: clinicianA, 'content-type': 'application/fhir+json' },
@@ -47,17 +34,17 @@ describe('withdrawing a consent, and its versions', () => {
   });
 
   const put = (id: string, body: unknown, headers: Record<string, string> = { 'if-match': 'W/"1"' }, auth = clinicianA) =>
-    svc.app.inject({
+    h.svc.app.inject({
       method: 'PUT',
       url: `/fhir/R4/Consent/${id}`,
       headers: { authorization: auth, 'content-type': 'application/fhir+json', ...headers },
       payload: JSON.stringify(body),
     });
 
-  const get = (url: string, auth = clinicianA) => svc.app.inject({ method: 'GET', url, headers: { authorization: auth } });
+  const get = (url: string, auth = clinicianA) => h.svc.app.inject({ method: 'GET', url, headers: { authorization: auth } });
 
   const eventsOf = async (nhs: string, type: string) =>
-    (await svc.database.db.selectFrom('outbox').select('payload').where('key', '=', nhs).where('type', '=', type).orderBy('id').execute()).map(
+    (await h.svc.database.db.selectFrom('outbox').select('payload').where('key', '=', nhs).where('type', '=', type).orderBy('id').execute()).map(
       (r) => (JSON.parse(r.payload) as { data: Record<string, unknown> }).data,
     );
 
@@ -68,9 +55,9 @@ describe('withdrawing a consent, and its versions', () => {
     expect(res.headers.etag).toBe('W/"2"');
     const body = res.json<Consent>();
     expect(body).toMatchObject({ id: consent.id, status: 'inactive', meta: { versionId: '2' }, extension: [{ url: REASON, valueString: 'patient changed their mind' }] });
-    const row = await svc.database.db.selectFrom('consents').selectAll().where('id', '=', consent.id!).executeTakeFirstOrThrow();
+    const row = await h.svc.database.db.selectFrom('consents').selectAll().where('id', '=', consent.id!).executeTakeFirstOrThrow();
     expect({ version: row.version_id, status: row.status }).toEqual({ version: 2, status: 'inactive' });
-    const versions = await svc.database.db.selectFrom('consent_versions').select(['version_id', 'resource']).where('id', '=', consent.id!).orderBy('version_id').execute();
+    const versions = await h.svc.database.db.selectFrom('consent_versions').select(['version_id', 'resource']).where('id', '=', consent.id!).orderBy('version_id').execute();
     expect(versions.map((v) => [v.version_id, v.resource.status])).toEqual([[1, 'active'], [2, 'inactive']]);
     expect(await eventsOf(nhs, 'cmc.consent.withdrawn.v1')).toEqual([
       { consentId: consent.id, versionId: '2', nhsNumber: nhs, status: 'inactive', withdrawnAt: body.meta?.lastUpdated, reason: 'patient changed their mind' },
