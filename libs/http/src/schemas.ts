@@ -1,6 +1,5 @@
 /** JSON schemas shared by route declarations, so OpenAPI shows every response. */
 export const operationOutcomeSchema = {
-  $id: 'OperationOutcome',
   type: 'object',
   description: 'FHIR R4 OperationOutcome: what went wrong, one issue per problem.',
   additionalProperties: true,
@@ -22,18 +21,17 @@ export const operationOutcomeSchema = {
   },
 } as const;
 
-const { $id: _id, ...outcomeInline } = operationOutcomeSchema;
 
 /** Error responses every protected FHIR route can give. */
 export const errorResponses = {
-  400: { ...outcomeInline, description: 'Bad request: the OperationOutcome names each problem' },
-  401: { ...outcomeInline, description: 'No valid bearer token' },
-  403: { ...outcomeInline, description: 'Not allowed for this role, organisation or patient' },
-  404: { ...outcomeInline, description: 'Not found' },
-  413: { ...outcomeInline, description: 'Body too large' },
-  415: { ...outcomeInline, description: 'Unsupported Content-Type' },
-  422: { ...outcomeInline, description: 'Well-formed but breaks a rule' },
-  500: { ...outcomeInline, description: 'Internal error; no details are given' },
+  400: { ...operationOutcomeSchema, description: 'Bad request: the OperationOutcome names each problem' },
+  401: { ...operationOutcomeSchema, description: 'No valid bearer token' },
+  403: { ...operationOutcomeSchema, description: 'Not allowed for this role, organisation or patient' },
+  404: { ...operationOutcomeSchema, description: 'Not found' },
+  413: { ...operationOutcomeSchema, description: 'Body too large' },
+  415: { ...operationOutcomeSchema, description: 'Unsupported Content-Type' },
+  422: { ...operationOutcomeSchema, description: 'Well-formed but breaks a rule' },
+  500: { ...operationOutcomeSchema, description: 'Internal error; no details are given' },
 } as const;
 
 /** A FHIR resource in a response: described, not constrained (the domain builds it). */

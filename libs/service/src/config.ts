@@ -84,7 +84,3 @@ export function loadServiceConfig(id: ServiceIdentity, env: Record<string, strin
 export function describeServiceConfig(id: ServiceIdentity): string {
   return describeConfig(serviceConfigSpec(id));
 }
-
-export function describeCommonConfig(): string {
-  return describeConfig(commonConfigSpec);
-}
