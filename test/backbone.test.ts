@@ -90,7 +90,11 @@ describe.each(TRANSPORTS)('consent reaches the care-plan projection over the %s 
       await waitFor(() => projection(nhs), 20_000, 'projection');
       // The resend reaches the consumer as a duplicate, which it ignores.
       await waitFor(async () => carePlan.consumers[0]!.stats.duplicates > duplicatesBefore, 20_000, 'the resent event');
-      const event = await grantedEventOf(crashing, created.id);
+      // The consumer can see the resent event before the relay's transaction that marks it sent commits.
+      const event = await waitFor(async () => {
+        const row = await grantedEventOf(crashing, created.id);
+        return row.sent_at !== null ? row : undefined;
+      }, 20_000, 'the row marked sent');
       expect(event.sent_at).not.toBeNull();
       expect(crashing.relay.stats.failures).toBe(1);
       expect(await processedCount(event.event_id)).toBe(1);
