@@ -31,6 +31,31 @@ export function parseFhirDateTime(value: string): Date | undefined {
   return new Date(Date.UTC(year, month - 1, day, hour, minute, second, ms) - offsetMinutes * 60_000);
 }
 
+/** The end of the period a partial FHIR dateTime names (2026 -> 2027-01-01; a full date-time -> +1 s). */
+function periodEnd(value: string, start: Date): Date {
+  const end = new Date(start);
+  if (/^\d{4}$/.test(value)) end.setUTCFullYear(end.getUTCFullYear() + 1);
+  else if (/^\d{4}-\d{2}$/.test(value)) end.setUTCMonth(end.getUTCMonth() + 1);
+  else if (/^\d{4}-\d{2}-\d{2}$/.test(value)) end.setUTCDate(end.getUTCDate() + 1);
+  else end.setTime(end.getTime() + 1000);
+  return end;
+}
+
+/** One FHIR date search value: its prefix and the period [start, end) that its (possibly partial) date names. */
+export interface DateParam {
+  op: 'ge' | 'gt' | 'le' | 'lt' | 'eq';
+  start: Date;
+  end: Date;
+}
+
+/** Parses a date search value such as `ge2026-03` or `2026-03-01T10:00:00Z`; undefined when it is not one. */
+export function parseDateParam(raw: string): DateParam | undefined {
+  const m = /^(eq|ge|gt|le|lt)?(.+)$/.exec(raw);
+  const start = m ? parseFhirDateTime(m[2]!) : undefined;
+  if (!m || !start) return undefined;
+  return { op: (m[1] ?? 'eq') as DateParam['op'], start, end: periodEnd(m[2]!, start) };
+}
+
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[1-8][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/i;
 
 /** Whether an id has the form of the UUIDs our servers assign (others cannot exist, so they are 404s). */

@@ -1,5 +1,5 @@
 import type { Principal } from '@cmc/auth';
-import { NHS_NUMBER_SYSTEM, OperationOutcomeError, decodeCursor, isUuid, nhsNumberProblem, pageSize, parseFhirDateTime, type IssueInput } from '@cmc/fhir';
+import { NHS_NUMBER_SYSTEM, OperationOutcomeError, decodeCursor, isUuid, nhsNumberProblem, pageSize, parseDateParam, type IssueInput } from '@cmc/fhir';
 import type { ConsentSearch } from '../db/consent-repository';
 
 export const SEARCH_PARAMETERS = ['patient:identifier', 'status', 'date', '_count', '_cursor'] as const;
@@ -7,23 +7,12 @@ const STATUSES = ['draft', 'proposed', 'active', 'rejected', 'inactive', 'entere
 
 type Query = Record<string, string | string[] | undefined>;
 
-/** The end of the period a partial FHIR dateTime names (2026 -> 2027-01-01; a full date-time -> +1 s). */
-function periodEnd(value: string, start: Date): Date {
-  const end = new Date(start);
-  if (/^\d{4}$/.test(value)) end.setUTCFullYear(end.getUTCFullYear() + 1);
-  else if (/^\d{4}-\d{2}$/.test(value)) end.setUTCMonth(end.getUTCMonth() + 1);
-  else if (/^\d{4}-\d{2}-\d{2}$/.test(value)) end.setUTCDate(end.getUTCDate() + 1);
-  else end.setTime(end.getTime() + 1000);
-  return end;
-}
-
 /** One `date` value (with its eq/ge/gt/le/lt prefix) as bounds on the consent's dateTime. */
 function dateBounds(raw: string): ConsentSearch['dateBounds'] | undefined {
-  const m = /^(eq|ge|gt|le|lt)?(.+)$/.exec(raw);
-  const start = m ? parseFhirDateTime(m[2]!) : undefined;
-  if (!m || !start) return undefined;
-  const end = periodEnd(m[2]!, start);
-  switch (m[1] ?? 'eq') {
+  const p = parseDateParam(raw);
+  if (!p) return undefined;
+  const { start, end } = p;
+  switch (p.op) {
     case 'ge': return [{ op: '>=', at: start }];
     case 'gt': return [{ op: '>=', at: end }];
     case 'le': return [{ op: '<', at: end }];
