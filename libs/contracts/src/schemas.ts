@@ -25,6 +25,25 @@ const email = { type: 'string', format: 'email', maxLength: 254 } as const;
 const secretUrl = { type: 'string', format: 'uri', maxLength: 2000 } as const;
 const closed = (required: string[], properties: Record<string, unknown>) => ({ type: 'object', additionalProperties: false, required, properties }) as const;
 
+/** Every cmc.careplan.v1 event carries the plan's state after the change; no clinical content. */
+const planEvent = closed(['planId', 'versionId', 'nhsNumber', 'state', 'organisation', 'changedBy', 'changedAt'], {
+  planId: uuid,
+  versionId,
+  nhsNumber,
+  state: { enum: ['draft', 'awaiting-approval', 'published', 'withdrawn', 'deceased'] },
+  /** ODS code of the organisation that holds the plan. */
+  organisation: ods,
+  /** The user or client that made the change ('system' when the service did, e.g. after a consent withdrawal). */
+  changedBy: { type: 'string', maxLength: 200 },
+  changedByOrganisation: ods,
+  changedAt: dateTime,
+  /** The patient's GP practice (ODS), so that it can be told. */
+  gpPractice: ods,
+  reviewDate: { type: 'string', format: 'date' },
+  reason: { type: 'string', maxLength: 1000 },
+  byConsentWithdrawal: { type: 'boolean' },
+});
+
 export const EVENT_DEFINITIONS = {
   'cmc.identity.user-created.v1': {
     topic: TOPICS.identity,
@@ -104,6 +123,8 @@ export const EVENT_DEFINITIONS = {
         dateTime: dateTime,
         // Optional in v1 only because events already sent lack it; the consent service always sends it.
         secondaryUse: { enum: ['permit', 'deny'], description: 'Whether the patient allows secondary use (audit reports leave out those who deny it).' },
+        // Optional for the same reason; the consent service always sends it.
+        basisCode: { enum: ['882921000000109', '883001000000106', '882961000000101'], description: 'How consent was obtained (SNOMED CT): patient, Lasting Power of Attorney, best-interests decision.' },
       },
     },
   },
@@ -123,6 +144,31 @@ export const EVENT_DEFINITIONS = {
         reason: { type: 'string', maxLength: 1000 },
       },
     },
+  },
+  'cmc.careplan.created.v1': {
+    topic: TOPICS.careplan,
+    doc: 'A plan was created as a draft.',
+    schema: planEvent,
+  },
+  'cmc.careplan.updated.v1': {
+    topic: TOPICS.careplan,
+    doc: 'A plan was changed: a new version, in the same state.',
+    schema: planEvent,
+  },
+  'cmc.careplan.submitted.v1': {
+    topic: TOPICS.careplan,
+    doc: 'A draft was submitted for approval by a clinician.',
+    schema: planEvent,
+  },
+  'cmc.careplan.published.v1': {
+    topic: TOPICS.careplan,
+    doc: 'A plan was published: urgent care can see it from now on.',
+    schema: planEvent,
+  },
+  'cmc.careplan.withdrawn.v1': {
+    topic: TOPICS.careplan,
+    doc: 'A plan was withdrawn (on request, or because consent was withdrawn); it leaves every view but the service team\'s.',
+    schema: planEvent,
   },
   'cmc.access.recorded.v1': {
     topic: TOPICS.access,

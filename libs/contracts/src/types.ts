@@ -7,6 +7,26 @@ export interface ConsentGrantedData {
   dateTime: string;
   /** Whether the patient allows secondary use; sent by every current producer, absent from older events. */
   secondaryUse?: 'permit' | 'deny';
+  /** How consent was obtained (SNOMED CT); sent by every current producer, absent from older events. */
+  basisCode?: '882921000000109' | '883001000000106' | '882961000000101';
+}
+
+export type PlanStateName = 'draft' | 'awaiting-approval' | 'published' | 'withdrawn' | 'deceased';
+
+/** The data of every cmc.careplan.v1 event: the plan's state after the change, no clinical content. */
+export interface PlanEventData {
+  planId: string;
+  versionId: string;
+  nhsNumber: string;
+  state: PlanStateName;
+  organisation: string;
+  changedBy: string;
+  changedByOrganisation?: string;
+  changedAt: string;
+  gpPractice?: string;
+  reviewDate?: string;
+  reason?: string;
+  byConsentWithdrawal?: boolean;
 }
 
 export interface ConsentWithdrawnData {
@@ -53,4 +73,9 @@ export interface EventDataMap extends IdentityEventData {
   'cmc.consent.granted.v1': ConsentGrantedData;
   'cmc.consent.withdrawn.v1': ConsentWithdrawnData;
   'cmc.access.recorded.v1': AccessRecordedData;
+  'cmc.careplan.created.v1': PlanEventData;
+  'cmc.careplan.updated.v1': PlanEventData;
+  'cmc.careplan.submitted.v1': PlanEventData;
+  'cmc.careplan.published.v1': PlanEventData;
+  'cmc.careplan.withdrawn.v1': PlanEventData;
 }

@@ -28,7 +28,8 @@ export interface ConsumerDefinition<DB extends EventsTables> {
 export interface ServiceDefinition<DB extends EventsTables> extends ServiceIdentity {
   description: string;
   migrations: Record<string, Migration>;
-  consumers?: ConsumerDefinition<DB>[];
+  /** The service's consumers; a function when their handlers need the database schema (to publish through the outbox). */
+  consumers?: ConsumerDefinition<DB>[] | ((schema: string) => ConsumerDefinition<DB>[]);
   /**
    * Runs once at start, after migrations and before the app is built. It may make state for the routes and
    * name the keys tokens are checked against (identity trusts its own key store rather than a URL).
@@ -127,7 +128,8 @@ export async function startService<DB extends EventsTables>(
     started.push({ name: 'relay', close: () => relay.stop() });
 
     const consumers: EventConsumer<DB>[] = [];
-    for (const c of def.consumers ?? []) {
+    const definitions = typeof def.consumers === 'function' ? def.consumers(config.schema) : (def.consumers ?? []);
+    for (const c of definitions) {
       const consumer = new EventConsumer<DB>({
         name: c.name,
         database,

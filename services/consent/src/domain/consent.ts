@@ -41,7 +41,7 @@ export const PATIENT_PRIVACY_SCOPE = { system: 'http://terminology.hl7.org/CodeS
 const extensionPath = (url: string): string => `Consent.extension('${url}')`;
 
 /** How consent was obtained, from Consent.category; pushes an issue unless exactly one of the three is there. */
-function basisOf(category: Consent['category'], issues: IssueInput[]): ConsentBasis | undefined {
+function basisOf(category: Consent['category'], issues: IssueInput[]): keyof typeof CONSENT_BASIS | undefined {
   const found = (category ?? []).flatMap((c) => c.coding ?? []).filter((c) => c.system === SNOMED && c.code !== undefined && c.code in CONSENT_BASIS);
   if (found.length !== 1) {
     issues.push({
@@ -51,7 +51,7 @@ function basisOf(category: Consent['category'], issues: IssueInput[]): ConsentBa
     });
     return undefined;
   }
-  return CONSENT_BASIS[found[0]!.code as keyof typeof CONSENT_BASIS];
+  return found[0]!.code as keyof typeof CONSENT_BASIS;
 }
 
 /** The three purposes' choices; pushes issues for any structural problem. */
@@ -76,6 +76,7 @@ function provisionsOf(provision: ConsentInput['provision'], issues: IssueInput[]
 export interface CheckedConsent {
   dateTime: Date;
   basis: ConsentBasis;
+  basisCode: keyof typeof CONSENT_BASIS;
   secondaryUse: 'permit' | 'deny';
 }
 
@@ -97,7 +98,8 @@ export function checkConsentInput(input: ConsentInput, now: Date): CheckedConsen
   else if (when.getTime() > now.getTime() + 60_000) issues.push({ code: 'value', diagnostics: 'dateTime is in the future', expression: 'Consent.dateTime' });
   const scopeOk = input.scope.coding?.some((c) => c.system === PATIENT_PRIVACY_SCOPE.system && c.code === PATIENT_PRIVACY_SCOPE.code);
   if (!scopeOk) issues.push({ code: 'value', diagnostics: 'scope must be patient-privacy', expression: 'Consent.scope' });
-  const basis = basisOf(input.category, issues);
+  const basisCode = basisOf(input.category, issues);
+  const basis = basisCode ? CONSENT_BASIS[basisCode] : undefined;
   const extensions = input.extension ?? [];
   const justifications = extensions.filter((e) => e.url === JUSTIFICATION_URL);
   if (justifications.length > 1) issues.push({ code: 'value', diagnostics: 'only one justification may be given', expression: extensionPath(JUSTIFICATION_URL) });
@@ -113,11 +115,11 @@ export function checkConsentInput(input: ConsentInput, now: Date): CheckedConsen
     issues.push({ code: 'value', diagnostics: 'a withdrawal reason belongs to a withdrawal (PUT with status inactive), not to a new consent', expression: extensionPath(WITHDRAWAL_REASON_URL) });
   }
   const choices = provisionsOf(input.provision, issues);
-  if (issues.length > 0 || !when || !basis) throw new OperationOutcomeError(400, issues);
+  if (issues.length > 0 || !when || !basis || !basisCode) throw new OperationOutcomeError(400, issues);
   if (choices['plan-creation'] !== 'permit' || choices.sharing !== 'permit') {
     throw invalidResource([{ diagnostics: 'an urgent care plan needs both plan-creation and sharing permitted', expression: 'Consent.provision.provision' }]);
   }
-  return { dateTime: when, basis, secondaryUse: choices['secondary-use'] ?? 'deny' };
+  return { dateTime: when, basis, basisCode, secondaryUse: choices['secondary-use'] ?? 'deny' };
 }
 
 /** The resource as stored and served: the client's content plus what the server asserts. */

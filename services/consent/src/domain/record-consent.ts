@@ -27,7 +27,7 @@ export async function recordConsent(
   },
 ): Promise<RecordConsentResult> {
   const now = new Date();
-  const { dateTime, secondaryUse } = checkConsentInput(input, now);
+  const { dateTime, secondaryUse, basisCode } = checkConsentInput(input, now);
   const id = randomUUID();
   const resource = toStoredConsent(input, id, 1, now, recorder);
   const nhsNumber = input.patient.identifier.value;
@@ -49,7 +49,7 @@ export async function recordConsent(
       subject: `Consent/${id}`,
       key: nhsNumber,
       requestId: extras.requestId,
-      data: { consentId: id, versionId: '1', nhsNumber, status: 'active', dateTime: dateTime.toISOString(), secondaryUse },
+      data: { consentId: id, versionId: '1', nhsNumber, status: 'active', dateTime: dateTime.toISOString(), secondaryUse, basisCode },
     });
     await extras.recordAccess(trx, resource);
   });
