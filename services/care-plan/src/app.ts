@@ -2,8 +2,9 @@ import type { ServiceDefinition } from '@cmc/service';
 import { migrations } from './db/migrations';
 import type { CarePlanDB } from './db/schema';
 import { consentConsumer } from './events/consent-consumer';
+import { carePlanRoutes } from './routes/care-plans';
 
-/** The care-plan service. For now it keeps the consent projection; plans come with issue #5. */
+/** The care-plan service: plans, their versions and lifecycle, FHIR CarePlan and AllergyIntolerance; keeps a projection of consent. */
 export const carePlanService: ServiceDefinition<CarePlanDB> = {
   name: 'care-plan',
   envPrefix: 'CAREPLAN',
@@ -11,5 +12,6 @@ export const carePlanService: ServiceDefinition<CarePlanDB> = {
   defaultSchema: 'careplan',
   description: 'Urgent care plans: FHIR CarePlan, AllergyIntolerance and Flag.',
   migrations,
-  consumers: [consentConsumer],
+  consumers: (schema) => [consentConsumer(schema)],
+  routes: carePlanRoutes,
 };

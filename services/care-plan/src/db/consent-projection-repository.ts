@@ -9,6 +9,8 @@ export interface ConsentChange {
   consentId: string;
   versionId: number;
   status: 'active' | 'inactive';
+  /** How consent was obtained; only granted events carry it (a withdrawal keeps the one known). */
+  basisCode?: string;
   changedAt: Date;
 }
 
@@ -24,6 +26,7 @@ export async function applyConsentChange(db: Db, c: ConsentChange): Promise<void
       nhs_number: c.nhsNumber,
       version_id: c.versionId,
       status: c.status,
+      basis_code: c.basisCode ?? null,
       changed_at: c.changedAt,
       updated_at: new Date(),
     })
@@ -33,6 +36,7 @@ export async function applyConsentChange(db: Db, c: ConsentChange): Promise<void
         .doUpdateSet({
           version_id: (eb) => eb.ref('excluded.version_id'),
           status: (eb) => eb.ref('excluded.status'),
+          basis_code: sql`coalesce(excluded.basis_code, consent_projection.basis_code)`,
           changed_at: (eb) => eb.ref('excluded.changed_at'),
           updated_at: (eb) => eb.ref('excluded.updated_at'),
         })
