@@ -89,6 +89,9 @@ export const SENSITIVE_KEYS = [
   'body',
 ];
 
+/** Top-level keys whose values are URLs: logged through redactUrl. */
+export const URL_KEYS = ['url', 'source', 'target', 'location', 'href'];
+
 /** pino redaction paths: credentials in headers, and every sensitive key at depths 0 to 3. */
 export const REDACT_PATHS = [
   'req.headers.authorization',
@@ -115,6 +118,8 @@ export function createLogger(opts: LoggerOptions): Logger {
       err: safeError,
       error: safeError,
       req: (req: { method: string; url: string; id: string }) => ({ method: req.method, url: redactUrl(req.url), id: req.id }),
+      // URLs logged by libraries under their own keys (the gateway's proxy logs `source`, the upstream URL).
+      ...Object.fromEntries(URL_KEYS.map((k) => [k, (u: unknown) => (typeof u === 'string' ? redactUrl(u) : '[redacted]')])),
     },
   };
   return opts.stream ? pino(options, opts.stream) : pino(options);

@@ -40,6 +40,15 @@ describe('the platform logger', () => {
     );
     expect(redactUrl('/api/flags/9434765919')).toBe('/api/flags/**********');
   });
+
+  it('when a library logs a URL under its own key (the proxy\'s `source`), then it is redacted the same way', () => {
+    const out = capture();
+    const log = createLogger({ service: 't', stream: out.stream });
+    log.info({ source: 'http://127.0.0.1:1/fhir/R4/CarePlan?patient:identifier=https%3a%2f%2ffhir.nhs.uk%2fId%2fnhs-number%7c9434765919', url: '/api/flags/9434765919' }, 'fetching from remote server');
+    const text = out.lines();
+    expect(text).not.toContain('9434765919');
+    expect(text).toContain('/fhir/R4/CarePlan?patient:identifier=*');
+  });
 });
 
 describe('scrubText and safeError', () => {
