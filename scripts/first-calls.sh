@@ -11,7 +11,8 @@ json() { node -pe "const v=JSON.parse(require('fs').readFileSync(0)); $1"; }
 # post URL TOKEN BODY [extra curl args]: fails loudly on a status other than 2xx
 post() {
   local url=$1 token=$2 body=$3; shift 3
-  local data=(-X POST); [ -n "$body" ] && data=(-H 'content-type: application/json' --data-binary "$body")
+  local type=application/json; [[ $url == /fhir/* ]] && type=application/fhir+json
+  local data=(-X POST); [ -n "$body" ] && data=(-H "content-type: $type" --data-binary "$body")
   local out; out=$(curl -sS -w '\n%{http_code}' "$B$url" ${token:+-H "authorization: Bearer $token"} "${data[@]}" "$@")
   local code=${out##*$'\n'}
   if [[ $code != 2* ]]; then echo "first-calls: POST $url -> $code: ${out%$'\n'*}" >&2; exit 1; fi
