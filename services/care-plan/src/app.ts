@@ -3,6 +3,7 @@ import { migrations } from './db/migrations';
 import type { CarePlanDB } from './db/schema';
 import { consentConsumer } from './events/consent-consumer';
 import { carePlanRoutes } from './routes/care-plans';
+import { flagRoutes } from './routes/flags';
 
 /** The care-plan service: plans, their versions and lifecycle, FHIR CarePlan and AllergyIntolerance; keeps a projection of consent. */
 export const carePlanService: ServiceDefinition<CarePlanDB> = {
@@ -13,5 +14,8 @@ export const carePlanService: ServiceDefinition<CarePlanDB> = {
   description: 'Urgent care plans: FHIR CarePlan, AllergyIntolerance and Flag.',
   migrations,
   consumers: (schema) => [consentConsumer(schema)],
-  routes: carePlanRoutes,
+  routes: async (app, ctx) => {
+    await carePlanRoutes(app, ctx);
+    await flagRoutes(app, ctx);
+  },
 };

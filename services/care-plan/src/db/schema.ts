@@ -49,7 +49,51 @@ export interface PlanAllergiesTable {
   resource: AllergyIntolerance;
 }
 
+export type Resuscitation = 'for-cpr' | 'not-for-cpr' | 'not-recorded';
+
+/** The flag of a plan that was published: active while it is; down (inactive) once withdrawn or closed by death. */
+export interface FlagsTable {
+  plan_id: string;
+  nhs_number: string;
+  status: 'active' | 'inactive';
+  /** The flag's own version (each change of what it says). */
+  version_id: number;
+  plan_version: number;
+  resuscitation: Resuscitation;
+  alerts: boolean;
+  plan_modified_at: Date;
+  active_from: Date;
+  active_until: Date | null;
+  down_reason: string | null;
+  updated_at: Date;
+}
+
+export interface PlanNotesTable {
+  id: string;
+  plan_id: string;
+  nhs_number: string;
+  text: string;
+  admission: boolean;
+  author: string;
+  author_role: string;
+  organisation: string;
+  created_at: Date;
+}
+
+export interface ChangeRequestsTable {
+  id: string;
+  plan_id: string;
+  nhs_number: string;
+  text: string;
+  requested_by: string;
+  requested_by_role: string;
+  created_at: Date;
+}
+
 export interface CarePlanDB extends EventsTables {
+  flags: FlagsTable;
+  plan_notes: PlanNotesTable;
+  change_requests: ChangeRequestsTable;
   consent_projection: ConsentProjectionTable;
   care_plans: CarePlansTable;
   care_plan_versions: CarePlanVersionsTable;

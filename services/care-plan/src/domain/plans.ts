@@ -7,6 +7,7 @@ import type { CarePlan } from 'fhir/r4';
 import type { Transaction } from 'kysely';
 import { randomUUID } from 'node:crypto';
 import { activeConsentOf } from '../db/consent-projection-repository';
+import { syncFlag } from '../db/flag-repository';
 import { findOpenPlan, findPlanForUpdate, insertPlan, openPlansForUpdate, replaceAllergies, updatePlan, type PlanRow } from '../db/plan-repository';
 import type { CarePlanDB } from '../db/schema';
 import { allergyIntolerances, expressionFor, fromCarePlan, toCarePlan } from './fhir-mapping';
@@ -86,6 +87,7 @@ async function emit(trx: Trx, schema: string, type: PlanEventType, row: PlanRow,
 async function writeVersion(trx: Trx, row: PlanRow, from: number, recordedBy: string): Promise<void> {
   if (!(await updatePlan(trx, row, from, recordedBy))) throw preconditionFailed(`CarePlan/${row.id} changed meanwhile`);
   await replaceAllergies(trx, row.id, row.nhs_number, allergyIntolerances(storedOf(row)));
+  await syncFlag(trx, row);
 }
 
 const invalid = (issues: IssueInput[], status = 422): OperationOutcomeError => new OperationOutcomeError(status, issues);

@@ -47,7 +47,18 @@ export function periodMatches(start: Date | null, end: Date | null, p: DateParam
 const isCursor = (v: unknown): v is { u: string; id: string } =>
   typeof v === 'object' && v !== null && typeof (v as { u?: unknown }).u === 'string' && typeof (v as { id?: unknown }).id === 'string' && isUuid((v as { id: string }).id) && !Number.isNaN(Date.parse((v as { u: string }).u));
 
-const all = (v: string | string[] | undefined): string[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
+/** The NHS number of a `patient:identifier` value (system|value), adding an issue when it is not one. */
+export function nhsNumberOfIdentifier(patient: string, issues: IssueInput[]): string {
+  const bar = patient.indexOf('|');
+  const system = bar >= 0 ? patient.slice(0, bar) : '';
+  const nhsNumber = bar >= 0 ? patient.slice(bar + 1) : patient;
+  if (system !== NHS_NUMBER_SYSTEM) issues.push({ code: 'value', diagnostics: `patient:identifier must be ${NHS_NUMBER_SYSTEM}|<NHS number>` });
+  const problem = nhsNumberProblem(nhsNumber);
+  if (problem) issues.push({ code: 'value', diagnostics: `patient:identifier: ${problem}` });
+  return nhsNumber;
+}
+
+export const all = (v: string | string[] | undefined): string[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
 
 /**
  * A search's parameters; 400 naming each problem. A patient or proxy searches their own plans only (the
@@ -67,12 +78,7 @@ export function parsePlanSearch(query: Query, who: Principal): PlanSearch {
   if (!patient) {
     if (!ownPatient) issues.push({ code: 'required', diagnostics: `patient:identifier is required: ${NHS_NUMBER_SYSTEM}|<NHS number>` });
   } else {
-    const bar = patient.indexOf('|');
-    const system = bar >= 0 ? patient.slice(0, bar) : '';
-    nhsNumber = bar >= 0 ? patient.slice(bar + 1) : patient;
-    if (system !== NHS_NUMBER_SYSTEM) issues.push({ code: 'value', diagnostics: `patient:identifier must be ${NHS_NUMBER_SYSTEM}|<NHS number>` });
-    const problem = nhsNumberProblem(nhsNumber);
-    if (problem) issues.push({ code: 'value', diagnostics: `patient:identifier: ${problem}` });
+    nhsNumber = nhsNumberOfIdentifier(patient, issues);
   }
   const statuses = all(query.status).flatMap((s) => s.split(','));
   for (const s of statuses) {
