@@ -42,6 +42,15 @@ const planEvent = closed(['planId', 'versionId', 'nhsNumber', 'state', 'organisa
   reviewDate: { type: 'string', format: 'date' },
   reason: { type: 'string', maxLength: 1000 },
   byConsentWithdrawal: { type: 'boolean' },
+  /** death-recorded: when and where (a category, no detail), and whether the preferred place was met; for the outcome reports. */
+  deathDate: { type: 'string', format: 'date' },
+  deathPlace: { enum: ['home', 'care-home', 'hospice', 'hospital', 'other'] },
+  deathOutcome: { enum: ['met-first', 'met-second', 'not-met', 'no-preference'] },
+  /** note-added: the note's id (its text stays in the service) and whether it says the patient was admitted. */
+  noteId: uuid,
+  admission: { type: 'boolean' },
+  /** change-requested: the request's id (its text stays in the service). */
+  changeRequestId: uuid,
 });
 
 export const EVENT_DEFINITIONS = {
@@ -168,6 +177,21 @@ export const EVENT_DEFINITIONS = {
   'cmc.careplan.withdrawn.v1': {
     topic: TOPICS.careplan,
     doc: 'A plan was withdrawn (on request, or because consent was withdrawn); it leaves every view but the service team\'s.',
+    schema: planEvent,
+  },
+  'cmc.careplan.death-recorded.v1': {
+    topic: TOPICS.careplan,
+    doc: 'The patient died: the plan is closed (deceased) and its flag is down; says whether the preferred place of death was met.',
+    schema: planEvent,
+  },
+  'cmc.careplan.note-added.v1': {
+    topic: TOPICS.careplan,
+    doc: 'Urgent care added a note to a published plan (the GP is to be told); an admission makes the review due at once.',
+    schema: planEvent,
+  },
+  'cmc.careplan.change-requested.v1': {
+    topic: TOPICS.careplan,
+    doc: 'The patient (or their proxy) asked the care team to change the plan.',
     schema: planEvent,
   },
   'cmc.access.recorded.v1': {

@@ -27,6 +27,12 @@ export interface PlanEventData {
   reviewDate?: string;
   reason?: string;
   byConsentWithdrawal?: boolean;
+  deathDate?: string;
+  deathPlace?: 'home' | 'care-home' | 'hospice' | 'hospital' | 'other';
+  deathOutcome?: 'met-first' | 'met-second' | 'not-met' | 'no-preference';
+  noteId?: string;
+  admission?: boolean;
+  changeRequestId?: string;
 }
 
 export interface ConsentWithdrawnData {
@@ -78,4 +84,7 @@ export interface EventDataMap extends IdentityEventData {
   'cmc.careplan.submitted.v1': PlanEventData;
   'cmc.careplan.published.v1': PlanEventData;
   'cmc.careplan.withdrawn.v1': PlanEventData;
+  'cmc.careplan.death-recorded.v1': PlanEventData;
+  'cmc.careplan.note-added.v1': PlanEventData;
+  'cmc.careplan.change-requested.v1': PlanEventData;
 }

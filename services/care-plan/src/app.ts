@@ -4,6 +4,7 @@ import type { CarePlanDB } from './db/schema';
 import { consentConsumer } from './events/consent-consumer';
 import { carePlanRoutes } from './routes/care-plans';
 import { flagRoutes } from './routes/flags';
+import { urgentCareRoutes } from './routes/urgent-care';
 
 /** The care-plan service: plans, their versions and lifecycle, FHIR CarePlan and AllergyIntolerance; keeps a projection of consent. */
 export const carePlanService: ServiceDefinition<CarePlanDB> = {
@@ -17,5 +18,6 @@ export const carePlanService: ServiceDefinition<CarePlanDB> = {
   routes: async (app, ctx) => {
     await carePlanRoutes(app, ctx);
     await flagRoutes(app, ctx);
+    await urgentCareRoutes(app, ctx);
   },
 };

@@ -51,6 +51,8 @@ export const EXTENSION_URLS = {
   socialSupport: `${SD}/careplan-social-support`,
   approval: `${SD}/careplan-approval`,
   withdrawal: `${SD}/careplan-withdrawal`,
+  death: `${SD}/careplan-death`,
+  reviewDue: `${SD}/careplan-review-due`,
   lastUpdatedBy: `${SD}/careplan-last-updated-by`,
   /** On a contained Condition: valueBoolean true marks the main diagnosis. */
   mainDiagnosis: `${SD}/main-diagnosis`,
@@ -244,8 +246,10 @@ const SECTIONS: readonly Section[] = [
 
 /** Server-owned: rendered from PlanMeta, tolerated (and ignored) when a client sends them back. */
 const WITHDRAWAL_SPEC = group({ at: { t: 'dateTime' }, reason: TEXT, byConsentWithdrawal: BOOL });
+const DEATH_SPEC = group({ date: DATE, place: NAME, placeDetail: TEXT, outcome: NAME, recordedAt: { t: 'dateTime' }, recordedBy: NAME, recordedByOrg: NAME });
+const REVIEW_DUE_SPEC = group({ at: { t: 'dateTime' }, reason: TEXT });
 const LAST_UPDATED_SPEC = group({ lastUpdatedBy: NAME, lastUpdatedByOrg: NAME });
-const SERVER_OWNED_EXTENSIONS: readonly string[] = [EXTENSION_URLS.planState, EXTENSION_URLS.withdrawal, EXTENSION_URLS.lastUpdatedBy];
+const SERVER_OWNED_EXTENSIONS: readonly string[] = [EXTENSION_URLS.planState, EXTENSION_URLS.withdrawal, EXTENSION_URLS.death, EXTENSION_URLS.reviewDue, EXTENSION_URLS.lastUpdatedBy];
 
 const valueKey = (spec: Spec): string =>
   ({ string: 'valueString', boolean: 'valueBoolean', date: 'valueDate', dateTime: 'valueDateTime', code: 'valueCoding', group: 'extension' })[spec.t];
@@ -437,6 +441,8 @@ export function toCarePlan(plan: StoredPlan): CarePlan {
   const approval = SECTIONS.find((s) => s.url === EXTENSION_URLS.approval)!;
   extension.push(...complexExtension(approval.url, approval.spec, approval.get(c)));
   if (meta.withdrawal) extension.push(...complexExtension(EXTENSION_URLS.withdrawal, WITHDRAWAL_SPEC, meta.withdrawal));
+  if (meta.death) extension.push(...complexExtension(EXTENSION_URLS.death, DEATH_SPEC, meta.death));
+  if (meta.reviewDue) extension.push(...complexExtension(EXTENSION_URLS.reviewDue, REVIEW_DUE_SPEC, meta.reviewDue));
   extension.push(...complexExtension(EXTENSION_URLS.lastUpdatedBy, LAST_UPDATED_SPEC, { lastUpdatedBy: meta.lastUpdatedBy, lastUpdatedByOrg: meta.lastUpdatedByOrg }));
 
   const out: CarePlan = {

@@ -232,6 +232,9 @@ export type SectionName = Exclude<keyof PlanContent, 'patient' | 'consent'> | 'p
  */
 export const CLINICAL_SECTIONS: readonly SectionName[] = ['background', 'resuscitation', 'recommendations', 'medication', 'allergies', 'emergencyPlan', 'approval'];
 
+/** What a patient may write in a draft of their own: their details and wishes, never clinical sections. */
+export const PATIENT_SECTIONS: readonly SectionName[] = ['patient', 'preferences', 'homeAccess', 'contacts', 'socialSupport'];
+
 /** What a plan is, besides its content: held by the service, never written by clients directly. */
 export interface PlanMeta {
   id: string;
@@ -249,6 +252,47 @@ export interface PlanMeta {
   publishedBy?: string;
   /** When withdrawn: why (on request, consent withdrawn...). */
   withdrawal?: { at: string; reason: string; byConsentWithdrawal: boolean };
+  /** When the patient has died: the record that closed the plan, and whether the preferred place was met. */
+  death?: DeathRecord;
+  /** A draft the patient started themselves (myCMC): their GP practice holds it until a clinician takes it on. */
+  startedByPatient?: boolean;
+  /** When the review became due before its date (an admission to hospital, noted by urgent care). */
+  reviewDue?: { at: string; reason: string };
+}
+
+/** Where a person died: the places of the guide's preferences, without the "no choice" answers. */
+export const DEATH_PLACES = ['home', 'care-home', 'hospice', 'hospital', 'other'] as const;
+export type DeathPlace = (typeof DEATH_PLACES)[number];
+
+/**
+ * Whether the preferred place of death was met: as first choice (PPD1), as second choice (PPD2), not met, or
+ * no place had been chosen (not yet discussed, declined, unable to express, undecided).
+ */
+export const DEATH_OUTCOMES = ['met-first', 'met-second', 'not-met', 'no-preference'] as const;
+export type DeathOutcome = (typeof DEATH_OUTCOMES)[number];
+
+export interface DeathRecord {
+  /** YYYY-MM-DD, not in the future. */
+  date: string;
+  place: DeathPlace;
+  /** Which hospital, hospice...; required for `other`. */
+  placeDetail?: string;
+  outcome: DeathOutcome;
+  recordedAt: string;
+  recordedBy: string;
+  recordedByOrg?: string;
+}
+
+/** Met as first or second choice when the place (and, for `other`, its detail) matches the preference. */
+export function deathOutcome(preference: PlacePreference | undefined, place: DeathPlace, detail?: string): DeathOutcome {
+  const real = (c: PlaceChoice | undefined): c is PlaceChoice => !!c && (DEATH_PLACES as readonly string[]).includes(c.place);
+  const same = (c: PlaceChoice): boolean => c.place === place && (place !== 'other' || (c.detail ?? '').trim().toLowerCase() === (detail ?? '').trim().toLowerCase());
+  const first = preference?.first;
+  const second = preference?.second;
+  if (!real(first) && !real(second)) return 'no-preference';
+  if (real(first) && same(first)) return 'met-first';
+  if (real(second) && same(second)) return 'met-second';
+  return 'not-met';
 }
 
 export interface StoredPlan {

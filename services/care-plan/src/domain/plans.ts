@@ -11,7 +11,7 @@ import { syncFlag } from '../db/flag-repository';
 import { findOpenPlan, findPlanForUpdate, insertPlan, openPlansForUpdate, replaceAllergies, updatePlan, type PlanRow } from '../db/plan-repository';
 import type { CarePlanDB } from '../db/schema';
 import { allergyIntolerances, expressionFor, fromCarePlan, toCarePlan } from './fhir-mapping';
-import type { PlanContent, PlanMeta, PlanState, StoredPlan } from './plan';
+import { PATIENT_SECTIONS, type PlanContent, type PlanMeta, type PlanState, type StoredPlan } from './plan';
 import { changedSections, clinicalChanges, mayCreate, mayPublish, maySubmit, mayUpdate, mayWithdraw, writesClinical, type PlanFacts } from './rights';
 import { DEFAULT_REVIEW_MONTHS, addMonths, consistencyProblems, publishProblems, toIssues, today } from './rules';
 
@@ -24,17 +24,18 @@ export interface UseCaseExtras {
   recordAccess: (trx: Trx, plan: Pick<PlanRow, 'id' | 'version_id' | 'nhs_number'>, outcome: Outcome, reason?: string) => Promise<void>;
 }
 
-export const factsOf = (row: Pick<PlanRow, 'state' | 'organisation' | 'nhs_number' | 'gp_practice'>): PlanFacts => ({
+export const factsOf = (row: Pick<PlanRow, 'state' | 'organisation' | 'nhs_number' | 'gp_practice' | 'meta'>): PlanFacts => ({
   state: row.state,
   organisation: row.organisation,
   nhsNumber: row.nhs_number.trim(),
   gpPractice: row.gp_practice,
+  ...(row.meta.startedByPatient ? { startedByPatient: true } : {}),
 });
 
 const storedOf = (row: Pick<PlanRow, 'meta' | 'content'>): StoredPlan => ({ meta: row.meta, content: row.content });
 
 /** The row for a plan's meta and content, with the FHIR resource rendered once, at write. */
-function rowOf(meta: PlanMeta, content: PlanContent): PlanRow {
+export function rowOf(meta: PlanMeta, content: PlanContent): PlanRow {
   return {
     id: meta.id,
     nhs_number: content.patient.nhsNumber,
@@ -53,7 +54,7 @@ function rowOf(meta: PlanMeta, content: PlanContent): PlanRow {
   };
 }
 
-function eventData(row: PlanRow, who: Principal | 'system', extra: Partial<PlanEventData> = {}): PlanEventData {
+export function eventData(row: PlanRow, who: Principal | 'system', extra: Partial<PlanEventData> = {}): PlanEventData {
   const data: PlanEventData = {
     planId: row.id,
     versionId: String(row.version_id),
@@ -70,9 +71,17 @@ function eventData(row: PlanRow, who: Principal | 'system', extra: Partial<PlanE
   return data;
 }
 
-type PlanEventType = 'cmc.careplan.created.v1' | 'cmc.careplan.updated.v1' | 'cmc.careplan.submitted.v1' | 'cmc.careplan.published.v1' | 'cmc.careplan.withdrawn.v1';
+type PlanEventType =
+  | 'cmc.careplan.created.v1'
+  | 'cmc.careplan.updated.v1'
+  | 'cmc.careplan.submitted.v1'
+  | 'cmc.careplan.published.v1'
+  | 'cmc.careplan.withdrawn.v1'
+  | 'cmc.careplan.death-recorded.v1'
+  | 'cmc.careplan.note-added.v1'
+  | 'cmc.careplan.change-requested.v1';
 
-async function emit(trx: Trx, schema: string, type: PlanEventType, row: PlanRow, data: PlanEventData, requestId?: string): Promise<void> {
+export async function emit(trx: Trx, schema: string, type: PlanEventType, row: PlanRow, data: PlanEventData, requestId?: string): Promise<void> {
   await publish(trx, schema, {
     type,
     source: '/cmc/care-plan',
@@ -84,13 +93,13 @@ async function emit(trx: Trx, schema: string, type: PlanEventType, row: PlanRow,
 }
 
 /** Writes a new version of a plan (row, version, allergies) from the one locked at `from`. */
-async function writeVersion(trx: Trx, row: PlanRow, from: number, recordedBy: string): Promise<void> {
+export async function writeVersion(trx: Trx, row: PlanRow, from: number, recordedBy: string): Promise<void> {
   if (!(await updatePlan(trx, row, from, recordedBy))) throw preconditionFailed(`CarePlan/${row.id} changed meanwhile`);
   await replaceAllergies(trx, row.id, row.nhs_number, allergyIntolerances(storedOf(row)));
   await syncFlag(trx, row);
 }
 
-const invalid = (issues: IssueInput[], status = 422): OperationOutcomeError => new OperationOutcomeError(status, issues);
+export const invalid = (issues: IssueInput[], status = 422): OperationOutcomeError => new OperationOutcomeError(status, issues);
 
 /**
  * Refuses (403) a content change the caller's role does not allow: administrators write only the non-clinical
@@ -98,11 +107,14 @@ const invalid = (issues: IssueInput[], status = 422): OperationOutcomeError => n
  */
 function checkSectionRights(who: Principal, before: Partial<PlanContent> | undefined, after: PlanContent): void {
   if (writesClinical(who)) return;
-  const clinical = clinicalChanges(changedSections(before, after));
-  if (clinical.length === 0) return;
+  const changed = changedSections(before, after);
+  const patient = who.kind === 'user' && who.role === 'patient';
+  const refused = patient ? changed.filter((s) => !PATIENT_SECTIONS.includes(s)) : clinicalChanges(changed);
+  if (refused.length === 0) return;
+  const writer = patient ? 'a clinician (a patient writes their details and wishes: preferences, home access, contacts, social support)' : 'a registered clinician';
   throw new OperationOutcomeError(
     403,
-    clinical.map((s) => ({ code: 'forbidden', diagnostics: `only a registered clinician may write the ${s} section`, expression: expressionFor(s) })),
+    refused.map((s) => ({ code: 'forbidden', diagnostics: `only ${writer} may write the ${s} section`, expression: expressionFor(s) })),
   );
 }
 
@@ -126,6 +138,12 @@ export async function createPlan(database: Database<CarePlanDB>, who: Principal,
   }
   checkSectionRights(who, undefined, parsed.content);
   checkConsistency(parsed.content, now);
+  const byPatient = who.kind === 'user' && who.role === 'patient';
+  if (byPatient && nhsNumber !== who.patient) throw forbidden('a patient may start a plan for themselves only');
+  const holder = byPatient ? parsed.content.patient.gpPractice?.odsCode : who.organisation;
+  if (byPatient && !holder) {
+    throw invalid([{ code: 'required', diagnostics: 'name your GP practice (its ODS code): it holds the draft until a clinician takes it on', expression: expressionFor('patient.gpPractice') }]);
+  }
   return database.db.transaction().execute(async (trx) => {
     const consent = await activeConsentOf(trx, nhsNumber);
     if (!consent) {
@@ -144,7 +162,8 @@ export async function createPlan(database: Database<CarePlanDB>, who: Principal,
       id: randomUUID(),
       versionId: 1,
       state: 'draft',
-      organisation: who.organisation ?? '',
+      organisation: holder ?? '',
+      ...(byPatient ? { startedByPatient: true } : {}),
       createdBy: who.subject,
       createdAt: now.toISOString(),
       lastUpdated: now.toISOString(),
@@ -164,7 +183,7 @@ export async function createPlan(database: Database<CarePlanDB>, who: Principal,
  * Runs `change` on the locked current row under `allowed`, checking the version the caller saw; a refusal is
  * recorded (and committed) before the 403 goes back.
  */
-async function changeLocked(
+export async function changeLocked(
   database: Database<CarePlanDB>,
   who: Principal,
   id: string,
@@ -190,7 +209,7 @@ async function changeLocked(
   return outcome;
 }
 
-function nextMeta(row: PlanRow, who: Principal, now: Date, state: PlanState = row.state): PlanMeta {
+export function nextMeta(row: PlanRow, who: Principal, now: Date, state: PlanState = row.state): PlanMeta {
   const meta: PlanMeta = { ...row.meta, versionId: row.version_id + 1, state, lastUpdated: now.toISOString(), lastUpdatedBy: who.subject };
   if (who.organisation) meta.lastUpdatedByOrg = who.organisation;
   else delete meta.lastUpdatedByOrg;

@@ -9,6 +9,8 @@ export interface PlanFacts {
   organisation: string;
   nhsNumber: string;
   gpPractice?: string | null;
+  /** A draft the patient started (myCMC): they may read and change it while it is a draft. */
+  startedByPatient?: boolean;
 }
 
 const READ_SCOPES = ['system/CarePlan.r', 'system/CarePlan.rs', 'system/CarePlan.cruds'];
@@ -18,6 +20,9 @@ export const hasScope = (p: Principal, scopes: readonly string[]): boolean => sc
 const isServiceTeam = (p: Principal): boolean => p.kind === 'user' && p.role === 'service-team';
 const isStaff = (p: Principal): boolean => p.kind === 'user' && (p.role === 'clinician' || p.role === 'administrator');
 const sameOrg = (p: Principal, plan: PlanFacts): boolean => !!p.organisation && p.organisation === plan.organisation;
+/** The patient themselves, on a draft they started. */
+const ownStartedDraft = (p: Principal, plan: PlanFacts): boolean =>
+  p.kind === 'user' && p.role === 'patient' && !!plan.startedByPatient && plan.state === 'draft' && p.patient === plan.nhsNumber;
 
 /**
  * Who may read a plan (the guide's rights, deny by default):
@@ -38,7 +43,7 @@ export function mayRead(p: Principal, plan: PlanFacts): boolean {
   switch (plan.state) {
     case 'draft':
     case 'awaiting-approval':
-      return isStaff(p) && sameOrg(p, plan);
+      return (isStaff(p) && sameOrg(p, plan)) || ownStartedDraft(p, plan);
     case 'published':
       if (p.role === 'clinician' || p.role === 'administrator' || p.role === 'urgent-care') return true;
       return (p.role === 'patient' || p.role === 'proxy') && p.patient === plan.nhsNumber;
@@ -57,8 +62,12 @@ export function readRefusal(p: Principal, plan: PlanFacts): string {
   return 'this role may not read this plan';
 }
 
-/** Who may create a plan: clinicians and administrators with an organisation, and system clients with the write scope. */
+/**
+ * Who may create a plan: clinicians and administrators with an organisation, system clients with the write
+ * scope, and a patient for themselves (a draft of their wishes, held by their GP practice).
+ */
 export function mayCreate(p: Principal): boolean {
+  if (p.kind === 'user' && p.role === 'patient') return !!p.patient;
   if (!p.organisation) return false;
   if (p.kind === 'client') return hasScope(p, WRITE_SCOPES);
   return isStaff(p);
@@ -74,6 +83,7 @@ export const writesClinical = (p: Principal): boolean => (p.kind === 'user' && p
  */
 export function mayUpdate(p: Principal, plan: PlanFacts): boolean {
   if (plan.state === 'withdrawn' || plan.state === 'deceased') return false;
+  if (ownStartedDraft(p, plan)) return true;
   if (p.kind === 'client') return hasScope(p, WRITE_SCOPES) && (plan.state === 'published' || sameOrg(p, plan));
   if (!isStaff(p)) return false;
   if (plan.state === 'published') return p.role === 'clinician' || sameOrg(p, plan);

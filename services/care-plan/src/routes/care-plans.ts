@@ -1,14 +1,15 @@
 import { principal } from '@cmc/auth';
-import { FHIR_JSON, MAX_PAGE_SIZE, NHS_NUMBER_SYSTEM, OperationOutcomeError, encodeCursor, forbidden, idSchema, isUuid, notFound, searchsetBundle, versionFromIfMatch, weakEtag } from '@cmc/fhir';
+import { MAX_PAGE_SIZE, NHS_NUMBER_SYSTEM, OperationOutcomeError, encodeCursor, forbidden, idSchema, isUuid, notFound, searchsetBundle, weakEtag } from '@cmc/fhir';
 import { errorResponses, fhirResource } from '@cmc/http';
 import { recordAccess, type ServiceContext } from '@cmc/service';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { AllergyIntolerance, Bundle, CarePlan, FhirResource } from 'fhir/r4';
 import type { Transaction } from 'kysely';
 import { allergiesOfPlans, findAllergy, findPlan, findPlanVersion, listPlanVersions, plansOfPatient, type PlanRow } from '../db/plan-repository';
 import type { CarePlanDB } from '../db/schema';
-import { createPlan, factsOf, publishPlan, submitPlan, updatePlanContent, withdrawPlan, type UseCaseExtras } from '../domain/plans';
+import { createPlan, factsOf, publishPlan, submitPlan, updatePlanContent, withdrawPlan } from '../domain/plans';
 import { mayRead, readRefusal } from '../domain/rights';
+import { planHttp } from './shared';
 import { FHIR_PLAN_STATUSES, instantMatches, parsePlanSearch, periodMatches } from '../domain/search-plans';
 
 type Query = Record<string, string | string[] | undefined>;
@@ -58,36 +59,7 @@ const withdrawBody = {
 
 export async function carePlanRoutes(app: FastifyInstance, ctx: ServiceContext<CarePlanDB>): Promise<void> {
   const { database } = ctx;
-  const base = (request: FastifyRequest): string => `${request.protocol}://${request.host}/fhir/R4`;
-  const fhirType = `${FHIR_JSON}; charset=utf-8`;
-
-  const extrasFor = (request: FastifyRequest, interaction: 'create' | 'update'): UseCaseExtras => ({
-    requestId: String(request.id),
-    recordAccess: (trx, plan, outcome, reason) =>
-      recordAccess(trx, database.schema, 'care-plan', request, {
-        interaction,
-        outcome,
-        ...(reason ? { outcomeReason: reason } : {}),
-        entities: [{ resourceType: 'CarePlan', id: plan.id, versionId: String(plan.version_id), nhsNumber: plan.nhs_number.trim() }],
-      }),
-  });
-
-  const sendPlan = (request: FastifyRequest, reply: FastifyReply, row: Pick<PlanRow, 'id' | 'version_id' | 'updated_at' | 'resource'>, status = 200) => {
-    reply.code(status).header('etag', weakEtag(row.version_id)).header('last-modified', row.updated_at.toUTCString()).type(fhirType);
-    if (status === 201) reply.header('location', `${base(request)}/CarePlan/${row.id}/_history/${row.version_id}`);
-    const prefer = request.headers.prefer;
-    if (typeof prefer === 'string' && prefer.includes('return=minimal')) return reply.send();
-    return reply.send(row.resource);
-  };
-
-  const requireIfMatch = (header: string | undefined): string => {
-    if (!header) throw new OperationOutcomeError(428, { code: 'required', diagnostics: 'If-Match is required: send the weak ETag of the version you saw, e.g. W/"1"' });
-    const version = versionFromIfMatch(header);
-    if (!version) throw new OperationOutcomeError(400, { code: 'value', diagnostics: 'If-Match must be a weak ETag such as W/"1"' });
-    return version;
-  };
-
-  const notKnown = (id: string) => notFound(`CarePlan/${id} is not known`);
+  const { base, fhirType, extrasFor, sendPlan, requireIfMatch, notKnown } = planHttp(database);
 
   /** Loads a plan under the read rule and records the access (allowed or refused) in the same transaction. */
   const readGuarded = async <T>(
@@ -119,7 +91,7 @@ export async function carePlanRoutes(app: FastifyInstance, ctx: ServiceContext<C
   app.post<{ Body: unknown; Headers: { prefer?: string } }>(
     '/fhir/R4/CarePlan',
     {
-      config: { allow: { roles: ['clinician', 'administrator'], scopes: writeScopes } },
+      config: { allow: { roles: ['clinician', 'administrator', 'patient'], scopes: writeScopes } },
       schema: {
         tags: ['CarePlan'],
         summary: 'Create a plan (a draft) for a patient with active consent',
@@ -137,7 +109,7 @@ export async function carePlanRoutes(app: FastifyInstance, ctx: ServiceContext<C
   app.put<{ Params: { id: string }; Body: unknown; Headers: { 'if-match'?: string; prefer?: string } }>(
     '/fhir/R4/CarePlan/:id',
     {
-      config: { allow: { roles: ['clinician', 'administrator'], scopes: writeScopes } },
+      config: { allow: { roles: ['clinician', 'administrator', 'patient'], scopes: writeScopes } },
       schema: {
         tags: ['CarePlan'],
         summary: 'Change a plan: a new version in the same state; If-Match is required',

@@ -1,0 +1,43 @@
+import { FHIR_JSON, OperationOutcomeError, notFound, versionFromIfMatch, weakEtag } from '@cmc/fhir';
+import type { Database } from '@cmc/db';
+import { recordAccess } from '@cmc/service';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { PlanRow } from '../db/plan-repository';
+import type { CarePlanDB } from '../db/schema';
+import type { UseCaseExtras } from '../domain/plans';
+
+/** What the plan routes share: the base URL, the access entry of a change, sending a plan, If-Match. */
+export function planHttp(database: Database<CarePlanDB>) {
+  const base = (request: FastifyRequest): string => `${request.protocol}://${request.host}/fhir/R4`;
+  const fhirType = `${FHIR_JSON}; charset=utf-8`;
+
+  const extrasFor = (request: FastifyRequest, interaction: 'create' | 'update'): UseCaseExtras => ({
+    requestId: String(request.id),
+    recordAccess: (trx, plan, outcome, reason) =>
+      recordAccess(trx, database.schema, 'care-plan', request, {
+        interaction,
+        outcome,
+        ...(reason ? { outcomeReason: reason } : {}),
+        entities: [{ resourceType: 'CarePlan', id: plan.id, versionId: String(plan.version_id), nhsNumber: plan.nhs_number.trim() }],
+      }),
+  });
+
+  const sendPlan = (request: FastifyRequest, reply: FastifyReply, row: Pick<PlanRow, 'id' | 'version_id' | 'updated_at' | 'resource'>, status = 200) => {
+    reply.code(status).header('etag', weakEtag(row.version_id)).header('last-modified', row.updated_at.toUTCString()).type(fhirType);
+    if (status === 201) reply.header('location', `${base(request)}/CarePlan/${row.id}/_history/${row.version_id}`);
+    const prefer = request.headers.prefer;
+    if (typeof prefer === 'string' && prefer.includes('return=minimal')) return reply.send();
+    return reply.send(row.resource);
+  };
+
+  const requireIfMatch = (header: string | undefined): string => {
+    if (!header) throw new OperationOutcomeError(428, { code: 'required', diagnostics: 'If-Match is required: send the weak ETag of the version you saw, e.g. W/"1"' });
+    const version = versionFromIfMatch(header);
+    if (!version) throw new OperationOutcomeError(400, { code: 'value', diagnostics: 'If-Match must be a weak ETag such as W/"1"' });
+    return version;
+  };
+
+  const notKnown = (id: string) => notFound(`CarePlan/${id} is not known`);
+
+  return { base, fhirType, extrasFor, sendPlan, requireIfMatch, notKnown };
+}
