@@ -60,15 +60,19 @@ describe.each(TRANSPORTS)('consent withdrawal reaches the plan over the %s trans
     return id;
   };
   const read = (id: string, auth: string) => plans().app.inject({ method: 'GET', url: `/fhir/R4/CarePlan/${id}`, headers: { authorization: auth } });
+  const flagOf = async (nhs: string) =>
+    (await plans().app.inject({ method: 'GET', url: `/api/flags/${nhs}`, headers: { authorization: urgentCare } })).json<{ hasPlan: boolean }>().hasPlan;
   const stateOf = async (id: string) => (await plans().database.db.selectFrom('care_plans').select('state').where('id', '=', id).executeTakeFirst())?.state;
 
-  it('when consent is withdrawn, then within seconds the plan is withdrawn: urgent care gets 403, the service team still sees it', async () => {
+  it('when consent is withdrawn, then within seconds the plan is withdrawn and its flag down: urgent care gets 403, the service team still sees it', async () => {
     const nhs = randomNhsNumber();
     const stored = await recordConsent(nhs);
     const id = await publishedPlan(nhs);
     expect((await read(id, urgentCare)).statusCode).toBe(200);
+    expect(await flagOf(nhs)).toBe(true);
     await withdrawConsent(stored);
     await waitFor(async () => (await stateOf(id)) === 'withdrawn' || undefined, 20_000, 'plan withdrawn');
+    expect(await flagOf(nhs)).toBe(false);
     expect((await read(id, urgentCare)).statusCode).toBe(403);
     expect((await read(id, clinician)).statusCode).toBe(403);
     const seen = await read(id, serviceTeam);
@@ -89,5 +93,6 @@ describe.each(TRANSPORTS)('consent withdrawal reaches the plan over the %s trans
     await startCarePlan();
     await waitFor(async () => (await stateOf(id)) === 'withdrawn' || undefined, 30_000, 'plan withdrawn after restart');
     expect((await read(id, urgentCare)).statusCode).toBe(403);
+    expect(await flagOf(nhs)).toBe(false);
   });
 });
