@@ -7,6 +7,8 @@ export interface LoadResult {
   p99: number;
   errors: number;
   non2xx: number;
+  /** Responses with a 2xx status. */
+  ok: number;
 }
 
 /** Runs autocannon against one URL and keeps the figures we report. */
@@ -19,6 +21,7 @@ export async function load(label: string, opts: autocannon.Options): Promise<Loa
     p99: r.latency.p99,
     errors: r.errors + r.timeouts,
     non2xx: r.non2xx,
+    ok: r['2xx'],
   };
 }
 
