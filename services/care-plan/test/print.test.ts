@@ -1,49 +1,7 @@
-import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import type { TextItem } from 'pdfjs-dist/types/src/display/api';
 import type { PlanContent, PlanMeta, StoredPlan } from '../src/domain/plan';
 import { formatNhsNumber, renderPlanPdf, toWinAnsi } from '../src/domain/print';
-
-// The PDF is read back with Mozilla's pdf.js (an independent parser), page by page, as a reader would see it.
-
-type PdfJs = typeof import('pdfjs-dist/legacy/build/pdf.mjs');
-let pdfjs: PdfJs;
-const STANDARD_FONTS = `${path.join(path.dirname(require.resolve('pdfjs-dist/package.json')), 'standard_fonts')}/`;
-
-beforeAll(async () => {
-  pdfjs = await import('pdfjs-dist/legacy/build/pdf.mjs');
-});
-
-interface ReadPdf {
-  pages: string[];
-  info: Record<string, unknown>;
-  metadata: string;
-}
-
-async function readPdf(buf: Buffer): Promise<ReadPdf> {
-  const task = pdfjs.getDocument({ data: new Uint8Array(buf), standardFontDataUrl: STANDARD_FONTS, verbosity: 0 });
-  const doc = await task.promise;
-  try {
-    const pages: string[] = [];
-    for (let i = 1; i <= doc.numPages; i++) {
-      const page = await doc.getPage(i);
-      const content = await page.getTextContent();
-      const text = content.items
-        .filter((it): it is TextItem => 'str' in it)
-        .map((it) => it.str + (it.hasEOL ? '\n' : ''))
-        .join('');
-      pages.push(text);
-    }
-    const meta = await doc.getMetadata();
-    return { pages, info: meta.info as Record<string, unknown>, metadata: meta.metadata ? JSON.stringify([...meta.metadata]) : '' };
-  } finally {
-    await task.destroy();
-  }
-}
-
-/** Whitespace-insensitive: wrapping turns spaces into line ends. */
-const squash = (s: string): string => s.replace(/\s+/g, ' ').trim();
-const containsText = (haystack: string, needle: string): boolean => squash(haystack).includes(squash(needle));
+import { containsText, readPdf, squash } from './pdf-text';
 
 const PRINTED = { at: new Date('2025-03-05T14:07:30Z'), by: 'Nurse Olu Adeyemi', byOrganisation: 'St Lazarus Hospice' };
 const PRINTED_LINE = 'printed 05 March 2025 14:07 (UTC)';
@@ -156,7 +114,7 @@ const EXPECTED: Record<string, string[]> = {
   recommendations: ['Symptom control only', 'avoid admission unless symptoms cannot be controlled', 'Chest infection', 'Oral amoxicillin at home'],
   allergies: ['Flucloxacillin', 'Urticarial rash', 'Moderate', 'criticality: High'],
   alerts: ['Danger to staff', 'Large dog, Bruno'],
-  homeAccess: ['Key safe', '4821', 'Left of the blue front door behind the drainpipe', 'Mr Tobias Ferrante', 'Husband Desmond', 'ramp at the side entrance'],
+  homeAccess: ['Key safe', 'Not printed: see the electronic record', 'Left of the blue front door behind the drainpipe', 'Mr Tobias Ferrante', 'Husband Desmond', 'ramp at the side entrance'],
   emergencyPlan: ['Sudden breathlessness', 'use the fan, give Oramorph 2.5 mg'],
   preferences: ['Preferred place of care, first choice: Home', 'St Lazarus Hospice, Vauxhall', 'Preferred place of death, first choice: Care home: Rosewood Court', 'Not yet discussed', 'Father Benedict'],
   background: ['Metastatic NSCLC with bone deposits (Non-small cell lung cancer)', 'Type 2 diabetes mellitus', 'Osteoarthritis of both knees', 'grade 3', '20 February 2025', 'Weeks', 'Deteriorating week on week'],
@@ -211,6 +169,8 @@ describe('renderPlanPdf', () => {
     const all = pages.join('\n');
     const missing = Object.entries(EXPECTED).flatMap(([section, strings]) => strings.filter((s) => !containsText(all, s)).map((s) => `${section}: ${s}`));
     expect(missing).toEqual([]);
+    // The key safe code opens the door: it is never on paper.
+    expect(containsText(all, '4821')).toBe(false);
 
     // In the guide's order.
     const order = ['Patient details', 'Cardiopulmonary resuscitation', 'Ceiling of treatment', 'Allergies', 'Alerts', 'Home access', 'Emergency treatment plan', 'Preferences', 'Significant medical background', 'Medication', 'Contacts', 'Social support', 'Consent', 'Approval', 'Plan status'];

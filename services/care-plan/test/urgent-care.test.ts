@@ -1,5 +1,6 @@
 import { TestIssuer, aCarePlan, randomNhsNumber } from '@cmc/test-support';
 import type { CarePlan } from 'fhir/r4';
+import { containsText, readPdf } from './pdf-text';
 import { issuesOf, outboxEvents, useCarePlanService } from './support';
 
 interface Summary {
@@ -68,6 +69,47 @@ describe('urgent care: the summary, notes, death, and the patient\'s own view', 
       const refused = (await outboxEvents(h.svc, nhs, 'cmc.access.recorded.v1')).map((e) => e.data).filter((d) => d.interaction === 'summary');
       expect(refused.map((d) => d.outcome)).toEqual(['refused', 'refused']);
       expect((await summary('00000000-0000-4000-8000-000000000000')).statusCode).toBe(404);
+    });
+  });
+
+  describe('the printout', () => {
+    const print = (id: string, auth = urgentCare) => send('GET', `/api/care-plans/${id}/print`, auth);
+
+    it('when a reader prints a published plan, then a PDF with the version and the printer on every page comes back, and the access is recorded as a print', async () => {
+      const { nhs, id } = await aPlan();
+      const res = await print(id);
+      expect(res.statusCode).toBe(200);
+      expect(res.headers['content-type']).toBe('application/pdf');
+      expect(res.headers['cache-control']).toBe('no-store');
+      expect(res.headers['content-disposition']).toBe(`inline; filename="care-plan-${id}-v2.pdf"`);
+      const { pages } = await readPdf(res.rawPayload);
+      const nhsSpaced = `${nhs.slice(0, 3)} ${nhs.slice(3, 6)} ${nhs.slice(6)}`;
+      for (const page of pages) {
+        expect(page).toContain('Plan version 2');
+        expect(page).toContain(nhsSpaced);
+        expect(containsText(page, 'paramedic-1')).toBe(true);
+      }
+      expect(pages[0]).toContain('NOT FOR CPR');
+      const entries = (await outboxEvents(h.svc, nhs, 'cmc.access.recorded.v1')).map((e) => e.data).filter((d) => d.interaction === 'print');
+      expect(entries).toEqual([expect.objectContaining({ outcome: 'allowed', entities: [{ resourceType: 'CarePlan', id, versionId: '2', nhsNumber: nhs }] })]);
+    });
+
+    it('when the plan is a draft, another organisation asks, or another patient asks, then no PDF comes back and each refusal is recorded', async () => {
+      const { nhs, id } = await aPlan(false);
+      expect((await print(id)).statusCode).toBe(403);
+      expect((await print(id, clinicianA)).statusCode).toBe(409);
+      const published = await aPlan();
+      const stranger = issuer.bearer({ role: 'patient', sub: 'someone-else', patient: randomNhsNumber() });
+      const refusedPublished = await print(published.id, stranger);
+      expect(refusedPublished.statusCode).toBe(403);
+      expect(refusedPublished.headers['content-type']).not.toContain('pdf');
+      const own = issuer.bearer({ role: 'patient', sub: 'the-patient', patient: published.nhs });
+      expect((await print(published.id, own)).statusCode).toBe(200);
+      const refused = (await outboxEvents(h.svc, nhs, 'cmc.access.recorded.v1')).map((e) => e.data).filter((d) => d.interaction === 'print');
+      expect(refused.map((d) => d.outcome)).toEqual(['refused', 'refused']);
+      const onPublished = (await outboxEvents(h.svc, published.nhs, 'cmc.access.recorded.v1')).map((e) => e.data).filter((d) => d.interaction === 'print');
+      expect(onPublished.map((d) => d.outcome)).toEqual(['refused', 'allowed']);
+      expect((await print('00000000-0000-4000-8000-000000000000')).statusCode).toBe(404);
     });
   });
 

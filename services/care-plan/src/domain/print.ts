@@ -423,7 +423,8 @@ function homeAccessSection(w: Writer, plan: StoredPlan): void {
   if (!h || (!ks && !present(h.keyHolders) && !present(h.livesWith) && h.livesAlone === undefined && !present(h.accessNotes))) return w.notRecorded();
   if (ks) {
     w.field('Key safe', ks.present ? 'Yes' : 'No');
-    w.field('Key safe code', ks.code, INDENT);
+    // The code opens the patient's door: a printout can be left behind, copied or lost, so it stays on the electronic record.
+    w.field('Key safe code', ks.code ? 'Not printed: see the electronic record' : undefined, INDENT);
     w.field('Key safe location', ks.location, INDENT);
   }
   w.field('Key holders', h.keyHolders);

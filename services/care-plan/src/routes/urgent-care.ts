@@ -1,12 +1,13 @@
 import { principal } from '@cmc/auth';
-import { OperationOutcomeError, forbidden, idSchema, isUuid } from '@cmc/fhir';
+import { OperationOutcomeError, forbidden, idSchema, isUuid, weakEtag } from '@cmc/fhir';
 import { errorResponses, fhirResource } from '@cmc/http';
 import { AccessLog, type ServiceContext } from '@cmc/service';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { findPlan } from '../db/plan-repository';
 import type { CarePlanDB } from '../db/schema';
 import { DEATH_PLACES } from '../domain/plan';
 import { factsOf } from '../domain/plans';
+import { renderPlanPdf } from '../domain/print';
 import { mayRead, readRefusal } from '../domain/rights';
 import { CHANGE_REQUEST_MAX, NOTE_MAX, addNote, notesOf, recordDeath, requestChange, summaryOf, type DeathInput } from '../domain/urgent-care';
 import { planHttp } from './shared';
@@ -33,6 +34,54 @@ export async function urgentCareRoutes(app: FastifyInstance, ctx: ServiceContext
   const { extrasFor, sendPlan, requireIfMatch, notKnown } = planHttp(database);
   const access = new AccessLog(database.db, database.schema, 'care-plan');
 
+  /** A published plan the caller may read, or the refusal recorded and thrown (the summary and the printout). */
+  const publishedFor = async (request: FastifyRequest<{ Params: { id: string } }>, interaction: 'summary' | 'print') => {
+    const who = principal(request);
+    const { id } = request.params;
+    const row = isUuid(id) ? await findPlan(database.db, id) : undefined;
+    if (!row) throw notKnown(id);
+    const entity = { resourceType: 'CarePlan', id: row.id, versionId: String(row.version_id), nhsNumber: row.nhs_number.trim() };
+    const facts = factsOf(row);
+    const readable = mayRead(who, facts);
+    if (row.state !== 'published' || !readable) {
+      const what = interaction === 'summary' ? 'the urgent care summary is' : 'printouts are';
+      const reason = readable ? `${what} of published plans only` : readRefusal(who, facts);
+      await access.record(request, { interaction, outcome: 'refused', outcomeReason: reason, entities: [entity] });
+      throw readable ? new OperationOutcomeError(409, { code: 'business-rule', diagnostics: reason }) : forbidden(reason);
+    }
+    return { who, row, entity };
+  };
+
+  app.get<{ Params: { id: string } }>(
+    '/api/care-plans/:id/print',
+    {
+      config: { allow: READERS },
+      schema: {
+        tags: ['Urgent care'],
+        summary: 'The whole published plan as a PDF to read on paper; the version and the time printed are on every page. An audited access',
+        params: idParams,
+        produces: ['application/pdf'],
+        response: {
+          200: { description: 'The plan as an A4 PDF', content: { 'application/pdf': { schema: { type: 'string', format: 'binary' } } } },
+          409: { ...errorResponses[400], description: 'The plan is not published' },
+          ...errorResponses,
+        },
+      },
+    },
+    async (request, reply) => {
+      const { who, row, entity } = await publishedFor(request, 'print');
+      const pdf = await renderPlanPdf(row, { at: new Date(), by: who.subject, ...(who.organisation ? { byOrganisation: who.organisation } : {}) });
+      // Durable before the answer: a printout is an access like any other.
+      await access.record(request, { interaction: 'print', outcome: 'allowed', entities: [entity] });
+      return reply
+        .type('application/pdf')
+        .header('content-disposition', `inline; filename="care-plan-${row.id}-v${row.version_id}.pdf"`)
+        .header('cache-control', 'no-store')
+        .header('etag', weakEtag(row.version_id))
+        .send(pdf);
+    },
+  );
+
   app.get<{ Params: { id: string } }>(
     '/api/care-plans/:id/summary',
     {
@@ -40,17 +89,7 @@ export async function urgentCareRoutes(app: FastifyInstance, ctx: ServiceContext
       schema: { tags: ['Urgent care'], summary: 'The urgent care summary of a published plan (one screen)', params: idParams, response: { 200: summarySchema, ...errorResponses } },
     },
     async (request) => {
-      const who = principal(request);
-      const { id } = request.params;
-      const row = isUuid(id) ? await findPlan(database.db, id) : undefined;
-      if (!row) throw notKnown(id);
-      const entity = { resourceType: 'CarePlan', id: row.id, versionId: String(row.version_id), nhsNumber: row.nhs_number.trim() };
-      const facts = factsOf(row);
-      if (row.state !== 'published' || !mayRead(who, facts)) {
-        const reason = row.state !== 'published' && mayRead(who, facts) ? 'the urgent care summary is of published plans only' : readRefusal(who, facts);
-        await access.record(request, { interaction: 'summary', outcome: 'refused', outcomeReason: reason, entities: [entity] });
-        throw row.state !== 'published' && mayRead(who, facts) ? new OperationOutcomeError(409, { code: 'business-rule', diagnostics: reason }) : forbidden(reason);
-      }
+      const { row, entity } = await publishedFor(request, 'summary');
       const notes = await notesOf(database, row.id);
       await access.record(request, { interaction: 'summary', outcome: 'allowed', entities: [entity] });
       return summaryOf(row, notes);
