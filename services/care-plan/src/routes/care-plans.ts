@@ -1,15 +1,15 @@
 import { principal } from '@cmc/auth';
 import { MAX_PAGE_SIZE, NHS_NUMBER_SYSTEM, OperationOutcomeError, encodeCursor, forbidden, idSchema, isUuid, notFound, searchsetBundle, weakEtag } from '@cmc/fhir';
 import { errorResponses, fhirResource } from '@cmc/http';
-import { recordAccess, type ServiceContext } from '@cmc/service';
+import type { ServiceContext } from '@cmc/service';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { AllergyIntolerance, Bundle, CarePlan, FhirResource } from 'fhir/r4';
-import type { Transaction } from 'kysely';
+import type { Kysely } from 'kysely';
 import { allergiesOfPlans, findAllergy, findPlan, findPlanVersion, listPlanVersions, plansOfPatient, type PlanRow } from '../db/plan-repository';
 import type { CarePlanDB } from '../db/schema';
 import { createPlan, factsOf, publishPlan, submitPlan, updatePlanContent, withdrawPlan } from '../domain/plans';
 import { mayRead, readRefusal } from '../domain/rights';
-import { planHttp } from './shared';
+import { accessLogOf, planHttp } from './shared';
 import { FHIR_PLAN_STATUSES, instantMatches, parsePlanSearch, periodMatches } from '../domain/search-plans';
 
 type Query = Record<string, string | string[] | undefined>;
@@ -61,31 +61,32 @@ export async function carePlanRoutes(app: FastifyInstance, ctx: ServiceContext<C
   const { database } = ctx;
   const { base, fhirType, extrasFor, sendPlan, requireIfMatch, notKnown } = planHttp(database);
 
-  /** Loads a plan under the read rule and records the access (allowed or refused) in the same transaction. */
+  const access = accessLogOf(database);
+
+  /**
+   * Loads a plan under the read rule and records the access (allowed or refused) durably before anything is
+   * answered; the entries of concurrent reads share a commit (the access log's group commit).
+   */
   const readGuarded = async <T>(
     request: FastifyRequest<{ Params: { id: string } }>,
     interaction: 'read' | 'vread' | 'history',
-    serve: (trx: Transaction<CarePlanDB>, row: PlanRow) => Promise<{ value: T; versionIds: string[] }>,
+    serve: (db: Kysely<CarePlanDB>, row: PlanRow) => Promise<{ value: T; versionIds: string[] }>,
   ): Promise<T> => {
     const who = principal(request);
     const { id } = request.params;
     if (!isUuid(id)) throw notKnown(id);
-    const result = await database.db.transaction().execute(async (trx) => {
-      const row = await findPlan(trx, id);
-      if (!row) throw notKnown(id);
-      const entity = (versionId: string) => ({ resourceType: 'CarePlan', id: row.id, versionId, nhsNumber: row.nhs_number.trim() });
-      const facts = factsOf(row);
-      if (!mayRead(who, facts)) {
-        const reason = readRefusal(who, facts);
-        await recordAccess(trx, database.schema, 'care-plan', request, { interaction, outcome: 'refused', outcomeReason: reason, entities: [entity(String(row.version_id))] });
-        return { allowed: false as const, reason };
-      }
-      const served = await serve(trx, row);
-      await recordAccess(trx, database.schema, 'care-plan', request, { interaction, outcome: 'allowed', entities: served.versionIds.map(entity) });
-      return { allowed: true as const, value: served.value };
-    });
-    if (!result.allowed) throw forbidden(result.reason);
-    return result.value;
+    const row = await findPlan(database.db, id);
+    if (!row) throw notKnown(id);
+    const entity = (versionId: string) => ({ resourceType: 'CarePlan', id: row.id, versionId, nhsNumber: row.nhs_number.trim() });
+    const facts = factsOf(row);
+    if (!mayRead(who, facts)) {
+      const reason = readRefusal(who, facts);
+      await access.record(request, { interaction, outcome: 'refused', outcomeReason: reason, entities: [entity(String(row.version_id))] });
+      throw forbidden(reason);
+    }
+    const served = await serve(database.db, row);
+    await access.record(request, { interaction, outcome: 'allowed', entities: served.versionIds.map(entity) });
+    return served.value;
   };
 
   app.post<{ Body: unknown; Headers: { prefer?: string } }>(
@@ -182,7 +183,7 @@ export async function carePlanRoutes(app: FastifyInstance, ctx: ServiceContext<C
       schema: { tags: ['CarePlan'], summary: 'Read a plan', params: idParams, response: { 200: fhirResource('CarePlan', 'The current version'), ...errorResponses } },
     },
     async (request, reply) => {
-      const row = await readGuarded(request, 'read', async (_trx, r) => ({ value: r, versionIds: [String(r.version_id)] }));
+      const row = await readGuarded(request, 'read', async (_db, r) => ({ value: r, versionIds: [String(r.version_id)] }));
       return sendPlan(request, reply, row);
     },
   );
@@ -200,8 +201,8 @@ export async function carePlanRoutes(app: FastifyInstance, ctx: ServiceContext<C
     },
     async (request, reply) => {
       const vid = Number(request.params.vid);
-      const version = await readGuarded(request, 'vread', async (trx, row) => {
-        const v = vid <= row.version_id ? await findPlanVersion(trx, row.id, vid) : undefined;
+      const version = await readGuarded(request, 'vread', async (db, row) => {
+        const v = vid <= row.version_id ? await findPlanVersion(db, row.id, vid) : undefined;
         if (!v) throw notFound(`CarePlan/${row.id}/_history/${request.params.vid} is not known`);
         return { value: v, versionIds: [String(vid)] };
       });
@@ -216,8 +217,8 @@ export async function carePlanRoutes(app: FastifyInstance, ctx: ServiceContext<C
       schema: { tags: ['CarePlan'], summary: 'Every version of a plan, newest first', params: idParams, response: { 200: fhirResource('Bundle', 'A history Bundle'), ...errorResponses } },
     },
     async (request, reply) => {
-      const bundle = await readGuarded(request, 'history', async (trx, row) => {
-        const versions = await listPlanVersions(trx, row.id);
+      const bundle = await readGuarded(request, 'history', async (db, row) => {
+        const versions = await listPlanVersions(db, row.id);
         const history: Bundle<CarePlan> = {
           resourceType: 'Bundle',
           type: 'history',
@@ -260,23 +261,21 @@ export async function carePlanRoutes(app: FastifyInstance, ctx: ServiceContext<C
     async (request, reply) => {
       const who = principal(request);
       const search = parsePlanSearch(request.query, who);
-      const { page, more } = await database.db.transaction().execute(async (trx) => {
-        const rows = (await plansOfPatient(trx, search.nhsNumber)).filter(
-          (r) =>
-            mayRead(who, factsOf(r)) &&
-            (!search.statuses || search.statuses.includes(r.resource.status)) &&
-            search.lastUpdated.every((p) => instantMatches(r.updated_at, p)) &&
-            search.period.every((p) => periodMatches(r.published_at, r.review_date ? new Date(`${r.review_date}T23:59:59.999Z`) : null, p)) &&
-            (!search.after || r.updated_at < search.after.updated || (r.updated_at.getTime() === search.after.updated.getTime() && r.id < search.after.id)),
-        );
-        const chosen = rows.slice(0, search.limit);
-        await recordAccess(trx, database.schema, 'care-plan', request, {
-          interaction: 'search',
-          outcome: 'allowed',
-          query: request.url,
-          entities: chosen.length > 0 ? chosen.map((r) => ({ resourceType: 'CarePlan', id: r.id, versionId: String(r.version_id), nhsNumber: r.nhs_number.trim() })) : [{ resourceType: 'CarePlan', nhsNumber: search.nhsNumber }],
-        });
-        return { page: chosen, more: rows.length > search.limit };
+      const rows = (await plansOfPatient(database.db, search.nhsNumber)).filter(
+        (r) =>
+          mayRead(who, factsOf(r)) &&
+          (!search.statuses || search.statuses.includes(r.resource.status)) &&
+          search.lastUpdated.every((p) => instantMatches(r.updated_at, p)) &&
+          search.period.every((p) => periodMatches(r.published_at, r.review_date ? new Date(`${r.review_date}T23:59:59.999Z`) : null, p)) &&
+          (!search.after || r.updated_at < search.after.updated || (r.updated_at.getTime() === search.after.updated.getTime() && r.id < search.after.id)),
+      );
+      const page = rows.slice(0, search.limit);
+      const more = rows.length > search.limit;
+      await access.record(request, {
+        interaction: 'search',
+        outcome: 'allowed',
+        query: request.url,
+        entities: page.length > 0 ? page.map((r) => ({ resourceType: 'CarePlan', id: r.id, versionId: String(r.version_id), nhsNumber: r.nhs_number.trim() })) : [{ resourceType: 'CarePlan', nhsNumber: search.nhsNumber }],
       });
       const last = page[page.length - 1];
       const bundle = searchsetBundle<FhirResource>({
@@ -300,23 +299,20 @@ export async function carePlanRoutes(app: FastifyInstance, ctx: ServiceContext<C
     async (request, reply) => {
       const who = principal(request);
       const { id } = request.params;
-      const result = await database.db.transaction().execute(async (trx) => {
-        const found = await findAllergy(trx, id);
-        if (!found) throw notFound(`AllergyIntolerance/${id} is not known`);
-        const facts = factsOf(found.plan);
-        const entities = [
-          { resourceType: 'AllergyIntolerance', id, versionId: String(found.plan.version_id), nhsNumber: facts.nhsNumber },
-          { resourceType: 'CarePlan', id: found.plan.id, versionId: String(found.plan.version_id), nhsNumber: facts.nhsNumber },
-        ];
-        if (!mayRead(who, facts)) {
-          const reason = readRefusal(who, facts);
-          await recordAccess(trx, database.schema, 'care-plan', request, { interaction: 'read', outcome: 'refused', outcomeReason: reason, entities });
-          return { allowed: false as const, reason };
-        }
-        await recordAccess(trx, database.schema, 'care-plan', request, { interaction: 'read', outcome: 'allowed', entities });
-        return { allowed: true as const, resource: found.resource, plan: found.plan };
-      });
-      if (!result.allowed) throw forbidden(result.reason);
+      const found = await findAllergy(database.db, id);
+      if (!found) throw notFound(`AllergyIntolerance/${id} is not known`);
+      const facts = factsOf(found.plan);
+      const entities = [
+        { resourceType: 'AllergyIntolerance', id, versionId: String(found.plan.version_id), nhsNumber: facts.nhsNumber },
+        { resourceType: 'CarePlan', id: found.plan.id, versionId: String(found.plan.version_id), nhsNumber: facts.nhsNumber },
+      ];
+      if (!mayRead(who, facts)) {
+        const reason = readRefusal(who, facts);
+        await access.record(request, { interaction: 'read', outcome: 'refused', outcomeReason: reason, entities });
+        throw forbidden(reason);
+      }
+      await access.record(request, { interaction: 'read', outcome: 'allowed', entities });
+      const result = { resource: found.resource, plan: found.plan };
       return reply.header('etag', weakEtag(result.plan.version_id)).header('last-modified', result.plan.updated_at.toUTCString()).type(fhirType).send(result.resource);
     },
   );
@@ -343,17 +339,15 @@ export async function carePlanRoutes(app: FastifyInstance, ctx: ServiceContext<C
       const unknown = Object.keys(request.query).filter((k) => k !== 'patient:identifier' && k !== '_count');
       if (unknown.length > 0) throw new OperationOutcomeError(400, unknown.map((k) => ({ code: 'not-supported' as const, diagnostics: `unknown search parameter ${k}; supported: patient:identifier, _count` })));
       const search = parsePlanSearch(request.query, who);
-      const allergies = await database.db.transaction().execute(async (trx) => {
-        const plans = (await plansOfPatient(trx, search.nhsNumber)).filter((r) => mayRead(who, factsOf(r)));
-        const found = (await allergiesOfPlans(trx, plans.map((p) => p.id))).slice(0, search.limit);
-        await recordAccess(trx, database.schema, 'care-plan', request, {
-          interaction: 'search',
-          outcome: 'allowed',
-          query: request.url,
-          entities: found.length > 0 ? found.map((a) => ({ resourceType: 'AllergyIntolerance', id: a.resource.id ?? '', nhsNumber: search.nhsNumber })) : [{ resourceType: 'AllergyIntolerance', nhsNumber: search.nhsNumber }],
-        });
-        return found.map((a) => a.resource);
+      const plans = (await plansOfPatient(database.db, search.nhsNumber)).filter((r) => mayRead(who, factsOf(r)));
+      const found = (await allergiesOfPlans(database.db, plans.map((p) => p.id))).slice(0, search.limit);
+      await access.record(request, {
+        interaction: 'search',
+        outcome: 'allowed',
+        query: request.url,
+        entities: found.length > 0 ? found.map((a) => ({ resourceType: 'AllergyIntolerance', id: a.resource.id ?? '', nhsNumber: search.nhsNumber })) : [{ resourceType: 'AllergyIntolerance', nhsNumber: search.nhsNumber }],
       });
+      const allergies = found.map((a) => a.resource);
       const bundle = searchsetBundle<AllergyIntolerance>({ selfUrl: `${request.protocol}://${request.host}${request.url}`, baseUrl: base(request), resources: allergies });
       return reply.type(fhirType).send(bundle);
     },

@@ -1,13 +1,14 @@
 import { principal } from '@cmc/auth';
 import { FHIR_JSON, OperationOutcomeError, idSchema, isUuid, nhsNumberProblem, notFound, searchsetBundle, weakEtag, type IssueInput } from '@cmc/fhir';
 import { errorResponses, fhirResource } from '@cmc/http';
-import { AccessLog, type ServiceContext } from '@cmc/service';
+import type { ServiceContext } from '@cmc/service';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Flag } from 'fhir/r4';
 import { activeFlag, activeFlags, findFlag, flagsOfPatient } from '../db/flag-repository';
 import type { CarePlanDB } from '../db/schema';
 import { flagLookupSchema, toFlag, toLookup } from '../domain/flag';
 import { all, nhsNumberOfIdentifier } from '../domain/search-plans';
+import { accessLogOf } from './shared';
 
 type Query = Record<string, string | string[] | undefined>;
 
@@ -31,7 +32,7 @@ export async function flagRoutes(app: FastifyInstance, ctx: ServiceContext<CareP
   const { database } = ctx;
   // Lookups change nothing but the access log: their entries share commits (group commit), each answer still
   // waiting for its own entry to be durable.
-  const access = new AccessLog(database.db, database.schema, 'care-plan');
+  const access = accessLogOf(database);
   const fhirType = `${FHIR_JSON}; charset=utf-8`;
   /** Only the service team sees a flag that is down (it tells that a plan existed). */
   const seesDown = (request: FastifyRequest): boolean => principal(request).role === 'service-team';

@@ -1,10 +1,26 @@
 import { FHIR_JSON, OperationOutcomeError, notFound, versionFromIfMatch, weakEtag } from '@cmc/fhir';
 import type { Database } from '@cmc/db';
-import { recordAccess } from '@cmc/service';
+import { AccessLog, recordAccess } from '@cmc/service';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { PlanRow } from '../db/plan-repository';
 import type { CarePlanDB } from '../db/schema';
 import type { UseCaseExtras } from '../domain/plans';
+
+const accessLogs = new WeakMap<Database<CarePlanDB>, AccessLog<CarePlanDB>>();
+
+/**
+ * The service's one access log for reads (plans, allergies, flags, summaries, prints): the entries of concurrent
+ * reads share one INSERT and one commit (group commit), and each answer still waits for its own entry to be
+ * durable. One per database, so that every read route's entries batch together.
+ */
+export function accessLogOf(database: Database<CarePlanDB>): AccessLog<CarePlanDB> {
+  let log = accessLogs.get(database);
+  if (!log) {
+    log = new AccessLog(database.db, database.schema, 'care-plan');
+    accessLogs.set(database, log);
+  }
+  return log;
+}
 
 /** What the plan routes share: the base URL, the access entry of a change, sending a plan, If-Match. */
 export function planHttp(database: Database<CarePlanDB>) {

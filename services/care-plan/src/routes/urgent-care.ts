@@ -1,7 +1,7 @@
 import { principal } from '@cmc/auth';
 import { OperationOutcomeError, forbidden, idSchema, isUuid, weakEtag } from '@cmc/fhir';
 import { errorResponses, fhirResource } from '@cmc/http';
-import { AccessLog, type ServiceContext } from '@cmc/service';
+import type { ServiceContext } from '@cmc/service';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { findPlan } from '../db/plan-repository';
 import type { CarePlanDB } from '../db/schema';
@@ -10,7 +10,7 @@ import { factsOf } from '../domain/plans';
 import { renderPlanPdf } from '../domain/print';
 import { mayRead, readRefusal } from '../domain/rights';
 import { CHANGE_REQUEST_MAX, NOTE_MAX, addNote, notesOf, recordDeath, requestChange, summaryOf, type DeathInput } from '../domain/urgent-care';
-import { planHttp } from './shared';
+import { accessLogOf, planHttp } from './shared';
 
 const idParams = { type: 'object', required: ['id'], properties: { id: idSchema } } as const;
 const text = (max: number, description: string) => ({ type: 'string', minLength: 1, maxLength: max, pattern: '\\S', description }) as const;
@@ -32,7 +32,7 @@ const summarySchema = {
 export async function urgentCareRoutes(app: FastifyInstance, ctx: ServiceContext<CarePlanDB>): Promise<void> {
   const { database } = ctx;
   const { extrasFor, sendPlan, requireIfMatch, notKnown } = planHttp(database);
-  const access = new AccessLog(database.db, database.schema, 'care-plan');
+  const access = accessLogOf(database);
 
   /** A published plan the caller may read, or the refusal recorded and thrown (the summary and the printout). */
   const publishedFor = async (request: FastifyRequest<{ Params: { id: string } }>, interaction: 'summary' | 'print') => {
