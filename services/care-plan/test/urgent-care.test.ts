@@ -1,5 +1,6 @@
 import { TestIssuer, aCarePlan, randomNhsNumber } from '@cmc/test-support';
-import type { CarePlan } from 'fhir/r4';
+import type { Bundle, CarePlan } from 'fhir/r4';
+import { validate } from './fhir-validator';
 import { containsText, readPdf } from './pdf-text';
 import { issuesOf, outboxEvents, useCarePlanService } from './support';
 
@@ -60,6 +61,29 @@ describe('urgent care: the summary, notes, death, and the patient\'s own view', 
       expect(s.review.date).toMatch(/^\d{4}-\d{2}-\d{2}$/);
       const entries = (await outboxEvents(h.svc, nhs, 'cmc.access.recorded.v1')).map((e) => e.data).filter((d) => d.interaction === 'summary');
       expect(entries).toEqual([expect.objectContaining({ outcome: 'allowed', entities: [{ resourceType: 'CarePlan', id, versionId: '2', nhsNumber: nhs }] })]);
+    });
+
+    it('when a GP system asks for the FHIR $summary, then a valid collection Bundle holds the plan with the urgent care notes, its allergies and its active flag', async () => {
+      const { nhs, id } = await aPlan();
+      expect((await send('POST', `/api/care-plans/${id}/notes`, urgentCare, { text: 'Admitted to St Elsewhere', admission: true })).statusCode).toBe(201);
+      const gpSystem = issuer.bearer({ kind: 'client', org: 'Y12345', scope: 'system/CarePlan.rs' });
+      const res = await send('GET', `/fhir/R4/CarePlan/${id}/$summary`, gpSystem);
+      expect(res.statusCode).toBe(200);
+      const bundle = res.json<Bundle>();
+      expect(validate(bundle)).toEqual([]);
+      expect(bundle.type).toBe('collection');
+      const byType = (t: string) => (bundle.entry ?? []).map((e) => e.resource).filter((r) => r?.resourceType === t);
+      const [plan] = byType('CarePlan') as CarePlan[];
+      expect(plan?.id).toBe(id);
+      expect(plan?.note?.map((n) => n.text)).toEqual(['[Admitted to hospital] Admitted to St Elsewhere']);
+      expect(plan?.note?.[0]?.authorString).toBe('paramedic-1 (urgent-care, RRU)');
+      expect(byType('AllergyIntolerance').length).toBeGreaterThan(0);
+      expect(byType('Flag')).toEqual([expect.objectContaining({ id, status: 'active' })]);
+      const entries = (await outboxEvents(h.svc, nhs, 'cmc.access.recorded.v1')).map((e) => e.data).filter((d) => d.interaction === 'summary');
+      expect(entries).toEqual([expect.objectContaining({ outcome: 'allowed' })]);
+      expect(entries[0]?.agent).toMatchObject({ kind: 'client', organisation: 'Y12345' });
+      const draft = await aPlan(false);
+      expect((await send('GET', `/fhir/R4/CarePlan/${draft.id}/$summary`, urgentCare)).statusCode).toBe(403);
     });
 
     it('when the plan is a draft, then urgent care is refused (recorded) and its own organisation is told it is not published', async () => {

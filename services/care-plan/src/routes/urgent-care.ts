@@ -3,8 +3,11 @@ import { OperationOutcomeError, forbidden, idSchema, isUuid, weakEtag } from '@c
 import { errorResponses, fhirResource } from '@cmc/http';
 import type { ServiceContext } from '@cmc/service';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { findPlan } from '../db/plan-repository';
+import type { Bundle, CarePlan, FhirResource } from 'fhir/r4';
+import { findFlag } from '../db/flag-repository';
+import { allergiesOfPlans, findPlan } from '../db/plan-repository';
 import type { CarePlanDB } from '../db/schema';
+import { toFlag } from '../domain/flag';
 import { DEATH_PLACES } from '../domain/plan';
 import { factsOf } from '../domain/plans';
 import { renderPlanPdf } from '../domain/print';
@@ -31,7 +34,7 @@ const summarySchema = {
 
 export async function urgentCareRoutes(app: FastifyInstance, ctx: ServiceContext<CarePlanDB>): Promise<void> {
   const { database } = ctx;
-  const { extrasFor, sendPlan, requireIfMatch, notKnown } = planHttp(database);
+  const { base, fhirType, extrasFor, sendPlan, requireIfMatch, notKnown } = planHttp(database);
   const access = accessLogOf(database);
 
   /** A published plan the caller may read, or the refusal recorded and thrown (the summary and the printout). */
@@ -93,6 +96,39 @@ export async function urgentCareRoutes(app: FastifyInstance, ctx: ServiceContext
       const notes = await notesOf(database, row.id);
       await access.record(request, { interaction: 'summary', outcome: 'allowed', entities: [entity] });
       return summaryOf(row, notes);
+    },
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/fhir/R4/CarePlan/:id/$summary',
+    {
+      config: { allow: READERS },
+      schema: {
+        tags: ['Urgent care'],
+        summary: 'The urgent care summary as FHIR: a collection Bundle of the published CarePlan (urgent care notes as CarePlan.note), its AllergyIntolerances and its Flag',
+        params: idParams,
+        response: { 200: fhirResource('Bundle', 'A collection Bundle'), 409: { ...errorResponses[400], description: 'The plan is not published' }, ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const { row, entity } = await publishedFor(request, 'summary');
+      const [allergies, flag, notes] = await Promise.all([allergiesOfPlans(database.db, [row.id]), findFlag(database.db, row.id), notesOf(database, row.id)]);
+      await access.record(request, { interaction: 'summary', outcome: 'allowed', entities: [entity] });
+      const fhirBase = base(request);
+      const plan: CarePlan = {
+        ...row.resource,
+        ...(notes.length > 0
+          ? { note: [...(row.resource.note ?? []), ...notes.map((n) => ({ authorString: `${n.author} (${n.author_role}, ${n.organisation})`, time: n.created_at.toISOString(), text: n.admission ? `[Admitted to hospital] ${n.text}` : n.text }))] }
+          : {}),
+      };
+      const resources: FhirResource[] = [plan, ...allergies.map((a) => a.resource), ...(flag ? [toFlag(flag)] : [])];
+      const bundle: Bundle = {
+        resourceType: 'Bundle',
+        type: 'collection',
+        timestamp: new Date().toISOString(),
+        entry: resources.map((r) => ({ fullUrl: `${fhirBase}/${r.resourceType}/${r.id ?? ''}`, resource: r })),
+      };
+      return reply.header('etag', weakEtag(row.version_id)).type(fhirType).send(bundle);
     },
   );
 
