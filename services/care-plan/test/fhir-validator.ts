@@ -79,9 +79,17 @@ function expand(url: string): Set<string> {
   return out;
 }
 
+const MIME_TYPES = 'http://hl7.org/fhir/ValueSet/mimetypes';
+const MIME_TYPE = /^[a-z0-9][a-z0-9!#$&^_.+-]*\/[a-z0-9][a-z0-9!#$&^_.+-]*(\s*;.*)?$/i;
+
 function bindingIssues(tokens: Record<string, Token[]>): Issue[] {
   const issues: Issue[] = [];
   for (const [vsUrl, list] of Object.entries(tokens)) {
+    if (vsUrl.split('|')[0] === MIME_TYPES) {
+      // BCP 13 (every MIME type) cannot be enumerated: check the form type/subtype[; parameters].
+      for (const t of list) if (typeof t.value !== 'string' || !MIME_TYPE.test(t.value)) issues.push({ severity: 'error', code: 'code-invalid', details: { text: `${JSON.stringify(t.value)} is not a MIME type` }, expression: [t.path] });
+      continue;
+    }
     const allowed = expand(vsUrl.split('|')[0]!);
     const codes = [...allowed].map((k) => k.split('|').slice(1).join('|'));
     for (const t of list) {

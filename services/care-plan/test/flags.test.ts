@@ -1,5 +1,5 @@
 import { TestIssuer, aCarePlan, randomNhsNumber } from '@cmc/test-support';
-import type { Bundle, CarePlan, Flag } from 'fhir/r4';
+import type { Bundle, CarePlan, DocumentReference, Flag } from 'fhir/r4';
 import { validate } from './fhir-validator';
 import { issuesOf, outboxEvents, useCarePlanService } from './support';
 
@@ -144,6 +144,53 @@ describe('the flag: does this patient have a plan?', () => {
     const bad = await send('GET', '/fhir/R4/Flag?patient:identifier=x|1&colour=red', urgentCare);
     expect(bad.statusCode).toBe(400);
     expect(bad.body).toMatch(/colour/);
+  });
+
+  describe('the National Record Locator shape', () => {
+    const nrlClient = issuer.bearer({ kind: 'client', org: 'RRU', scope: 'system/DocumentReference.rs' });
+    const EOL = 'http://snomed.info/sct|861421000000109';
+    const pointers = (nhs: string, extra = '', auth = nrlClient) => send('GET', `/fhir/R4/DocumentReference?subject:identifier=${encodeURIComponent(`${NHS}|${nhs}`)}${extra}`, auth);
+
+    it('when an NRL consumer searches by NHS number and record type, then the published plan is one valid pointer to the summary and the printout, and the search is recorded', async () => {
+      const { nhs, id } = await aPlan();
+      const res = await pointers(nhs, `&type=${encodeURIComponent(EOL)}`);
+      expect(res.statusCode).toBe(200);
+      const bundle = res.json<Bundle<DocumentReference>>();
+      expect(validate(bundle)).toEqual([]);
+      expect(bundle.entry).toHaveLength(1);
+      const pointer = bundle.entry![0]!.resource!;
+      expect(pointer).toMatchObject({ id, status: 'current', type: { coding: [{ code: '861421000000109' }] }, subject: { identifier: { value: nhs } }, custodian: { identifier: { value: 'A11111' } } });
+      expect(pointer.content.map((c) => [c.attachment.contentType, new URL(c.attachment.url!).pathname])).toEqual([
+        ['application/json', `/api/care-plans/${id}/summary`],
+        ['application/fhir+json', `/fhir/R4/CarePlan/${id}/$summary`],
+        ['application/pdf', `/api/care-plans/${id}/print`],
+      ]);
+      const read = await send('GET', `/fhir/R4/DocumentReference/${id}`, nrlClient);
+      expect(read.statusCode).toBe(200);
+      expect(validate(read.json<DocumentReference>())).toEqual([]);
+      const searches = (await outboxEvents(h.svc, nhs, 'cmc.access.recorded.v1')).map((e) => e.data).filter((d) => (d.entities as { resourceType: string }[])[0]?.resourceType === 'DocumentReference');
+      expect(searches.map((d) => [d.interaction, d.outcome])).toEqual([['search', 'allowed'], ['read', 'allowed']]);
+    });
+
+    it('when there is no published plan, another record type is asked, or the plan is withdrawn, then there is no pointer; bad parameters are a 400', async () => {
+      const none = randomNhsNumber();
+      const empty = await pointers(none);
+      expect(empty.statusCode).toBe(200);
+      expect(empty.json<Bundle>().entry ?? []).toHaveLength(0);
+      const { nhs, id } = await aPlan();
+      expect((await pointers(nhs, `&type=${encodeURIComponent('http://snomed.info/sct|736253002')}`)).json<Bundle>().entry ?? []).toHaveLength(0);
+      expect((await send('POST', `/fhir/R4/CarePlan/${id}/$withdraw`, clinicianA, { resourceType: 'Parameters', parameter: [{ name: 'reason', valueString: 'patient asked' }] }, { 'if-match': 'W/"2"' })).statusCode).toBe(200);
+      expect((await pointers(nhs)).json<Bundle>().entry ?? []).toHaveLength(0);
+      expect((await send('GET', `/fhir/R4/DocumentReference/${id}`, nrlClient)).statusCode).toBe(404);
+      for (const bad of ['/fhir/R4/DocumentReference', `/fhir/R4/DocumentReference?subject:identifier=${encodeURIComponent(`${NHS}|1234567890`)}`, `/fhir/R4/DocumentReference?subject:identifier=${encodeURIComponent(`${NHS}|${nhs}`)}&type=nonsense`, `/fhir/R4/DocumentReference?subject:identifier=${encodeURIComponent(`${NHS}|${nhs}`)}&author=X`]) {
+        const res = await send('GET', bad, nrlClient);
+        expect([bad, res.statusCode]).toEqual([bad, 400]);
+        expect(issuesOf(res.body).length).toBeGreaterThan(0);
+      }
+      const patient = issuer.bearer({ role: 'patient', patient: nhs });
+      expect((await pointers(nhs, '', patient)).statusCode).toBe(403);
+      expect((await pointers(nhs, '', issuer.bearer({ kind: 'client', org: 'Y12345', scope: 'system/CarePlan.rs' }))).statusCode).toBe(403);
+    });
   });
 
   it('patients, proxies and systems without the Flag scope are refused, and each refusal is recorded', async () => {

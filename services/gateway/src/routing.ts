@@ -8,6 +8,7 @@ export const FHIR_OWNERS: Record<string, Upstream> = {
   CarePlan: 'care-plan',
   AllergyIntolerance: 'care-plan',
   Flag: 'care-plan',
+  DocumentReference: 'care-plan',
   AuditEvent: 'audit',
   Subscription: 'notification',
 };

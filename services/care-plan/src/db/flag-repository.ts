@@ -67,3 +67,29 @@ export async function flagsOfPatient(db: Db, nhsNumber: string, statuses?: reado
   if (statuses && statuses.length > 0) q = q.where('status', 'in', [...statuses]);
   return q.orderBy('updated_at', 'desc').orderBy('plan_id', 'desc').limit(100).execute();
 }
+
+export type PointerRow = FlagRow & { organisation: string };
+
+/** The patient's active flags with the organisation holding each plan: the NRL-shaped pointer search. */
+export async function activePointers(db: Db, nhsNumber: string): Promise<PointerRow[]> {
+  return db
+    .selectFrom('flags')
+    .innerJoin('care_plans', 'care_plans.id', 'flags.plan_id')
+    .selectAll('flags')
+    .select('care_plans.organisation')
+    .where('flags.nhs_number', '=', nhsNumber)
+    .where('flags.status', '=', 'active')
+    .execute();
+}
+
+/** One active pointer by its id (the plan's). */
+export async function activePointer(db: Db, planId: string): Promise<PointerRow | undefined> {
+  return db
+    .selectFrom('flags')
+    .innerJoin('care_plans', 'care_plans.id', 'flags.plan_id')
+    .selectAll('flags')
+    .select('care_plans.organisation')
+    .where('flags.plan_id', '=', planId)
+    .where('flags.status', '=', 'active')
+    .executeTakeFirst();
+}

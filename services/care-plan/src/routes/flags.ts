@@ -3,10 +3,11 @@ import { FHIR_JSON, OperationOutcomeError, idSchema, isUuid, nhsNumberProblem, n
 import { errorResponses, fhirResource } from '@cmc/http';
 import type { ServiceContext } from '@cmc/service';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Flag } from 'fhir/r4';
-import { activeFlag, activeFlags, findFlag, flagsOfPatient } from '../db/flag-repository';
+import type { DocumentReference, Flag } from 'fhir/r4';
+import { activeFlag, activeFlags, activePointer, activePointers, findFlag, flagsOfPatient } from '../db/flag-repository';
 import type { CarePlanDB } from '../db/schema';
-import { flagLookupSchema, toFlag, toLookup } from '../domain/flag';
+import { EOL_RECORD_TYPE, flagLookupSchema, toFlag, toLookup } from '../domain/flag';
+import { toPointer } from '../domain/nrl';
 import { all, nhsNumberOfIdentifier } from '../domain/search-plans';
 import { accessLogOf } from './shared';
 
@@ -19,6 +20,9 @@ type Query = Record<string, string | string[] | undefined>;
 const FLAG_READERS = { roles: ['clinician', 'administrator', 'urgent-care', 'service-team'], scopes: ['system/Flag.r', 'system/Flag.rs', 'system/Flag.cruds'] } as const;
 export const MAX_LOOKUP = 100;
 const FLAG_SEARCH_PARAMETERS = ['patient:identifier', 'status'];
+/** Systems built for the National Record Locator ask with the DocumentReference scopes. */
+const POINTER_READERS = { roles: FLAG_READERS.roles, scopes: [...FLAG_READERS.scopes, 'system/DocumentReference.r', 'system/DocumentReference.rs', 'system/DocumentReference.cruds'] } as const;
+const POINTER_SEARCH_PARAMETERS = ['subject:identifier', 'patient:identifier', 'type'];
 
 const nhsParams = { type: 'object', required: ['nhsNumber'], properties: { nhsNumber: { type: 'string', maxLength: 20 } } } as const;
 const lookupBody = {
@@ -94,6 +98,72 @@ export async function flagRoutes(app: FastifyInstance, ctx: ServiceContext<CareP
         }),
       });
       return { results: nhsNumbers.map((n) => toLookup(n, rows.get(n))) };
+    },
+  );
+
+  // The National Record Locator's shape (decision 0008): a pointer per published plan, by NHS number and record type.
+  app.get<{ Querystring: Query }>(
+    '/fhir/R4/DocumentReference',
+    {
+      config: { allow: POINTER_READERS },
+      schema: {
+        tags: ['Flag'],
+        summary: 'NRL-style pointer search: the published plan of a patient as a DocumentReference (record type 861421000000109)',
+        description: 'As the National Record Locator answers: subject:identifier (or patient:identifier) is required; type, if given, is http://snomed.info/sct|861421000000109 (another record type finds nothing). Audited like a flag lookup.',
+        querystring: {
+          type: 'object',
+          properties: {
+            'subject:identifier': { type: 'string', description: 'https://fhir.nhs.uk/Id/nhs-number|<NHS number>' },
+            'patient:identifier': { type: 'string', description: 'The same, by its other name' },
+            type: { type: 'string', description: 'http://snomed.info/sct|861421000000109' },
+          },
+        },
+        response: { 200: fhirResource('Bundle', 'A searchset Bundle of DocumentReference pointers'), ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const issues: IssueInput[] = [];
+      const q = request.query;
+      for (const name of Object.keys(q)) {
+        if (!POINTER_SEARCH_PARAMETERS.includes(name)) issues.push({ code: 'not-supported', diagnostics: `unknown search parameter ${name}; supported: ${POINTER_SEARCH_PARAMETERS.join(', ')}` });
+      }
+      const subject = [...all(q['subject:identifier']), ...all(q['patient:identifier'])];
+      if (subject.length !== 1) issues.push({ code: 'required', diagnostics: 'subject:identifier is required, once: https://fhir.nhs.uk/Id/nhs-number|<NHS number>' });
+      const nhsNumber = subject[0] !== undefined ? nhsNumberOfIdentifier(subject[0], issues) : '';
+      const types = all(q.type);
+      let wantsEol = true;
+      for (const t of types) {
+        const [system, code, more] = t.split('|');
+        if (more !== undefined || !system || !code) issues.push({ code: 'value', diagnostics: 'type must be <system>|<code>, e.g. http://snomed.info/sct|861421000000109', expression: 'type' });
+        else wantsEol = wantsEol && system === EOL_RECORD_TYPE.system && code === EOL_RECORD_TYPE.code;
+      }
+      if (issues.length > 0) throw new OperationOutcomeError(400, issues);
+      const rows = wantsEol ? await activePointers(database.db, nhsNumber) : [];
+      await access.record(request, {
+        interaction: 'search',
+        outcome: 'allowed',
+        query: request.url,
+        entities: rows.length > 0 ? rows.map((r) => ({ resourceType: 'DocumentReference', id: r.plan_id, versionId: String(r.version_id), nhsNumber })) : [{ resourceType: 'DocumentReference', nhsNumber }],
+      });
+      const origin = `${request.protocol}://${request.host}`;
+      const bundle = searchsetBundle<DocumentReference>({ selfUrl: `${origin}${request.url}`, baseUrl: `${origin}/fhir/R4`, resources: rows.map((r) => toPointer(r, origin, `${origin}/fhir/R4`)) });
+      return reply.type(fhirType).send(bundle);
+    },
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/fhir/R4/DocumentReference/:id',
+    {
+      config: { allow: POINTER_READERS },
+      schema: { tags: ['Flag'], summary: 'Read a pointer (its id is its plan\'s); only while the plan is published', params: { type: 'object', required: ['id'], properties: { id: idSchema } }, response: { 200: fhirResource('DocumentReference', 'The pointer'), ...errorResponses } },
+    },
+    async (request, reply) => {
+      const { id } = request.params;
+      const row = isUuid(id) ? await activePointer(database.db, id) : undefined;
+      if (!row) throw notFound(`DocumentReference/${id} is not known`);
+      await access.record(request, { interaction: 'read', outcome: 'allowed', entities: [{ resourceType: 'DocumentReference', id, versionId: String(row.version_id), nhsNumber: row.nhs_number.trim() }] });
+      const origin = `${request.protocol}://${request.host}`;
+      return reply.header('etag', weakEtag(row.version_id)).type(fhirType).send(toPointer(row, origin, `${origin}/fhir/R4`));
     },
   );
 
