@@ -70,26 +70,16 @@ export async function flagsOfPatient(db: Db, nhsNumber: string, statuses?: reado
 
 export type PointerRow = FlagRow & { organisation: string };
 
-/** The patient's active flags with the organisation holding each plan: the NRL-shaped pointer search. */
+/** Active flags with the organisation holding each plan (the NRL-shaped pointers). */
+const activePointerQuery = (db: Db) =>
+  db.selectFrom('flags').innerJoin('care_plans', 'care_plans.id', 'flags.plan_id').selectAll('flags').select('care_plans.organisation').where('flags.status', '=', 'active');
+
+/** The patient's pointers: the NRL-shaped search. */
 export async function activePointers(db: Db, nhsNumber: string): Promise<PointerRow[]> {
-  return db
-    .selectFrom('flags')
-    .innerJoin('care_plans', 'care_plans.id', 'flags.plan_id')
-    .selectAll('flags')
-    .select('care_plans.organisation')
-    .where('flags.nhs_number', '=', nhsNumber)
-    .where('flags.status', '=', 'active')
-    .execute();
+  return activePointerQuery(db).where('flags.nhs_number', '=', nhsNumber).execute();
 }
 
 /** One active pointer by its id (the plan's). */
 export async function activePointer(db: Db, planId: string): Promise<PointerRow | undefined> {
-  return db
-    .selectFrom('flags')
-    .innerJoin('care_plans', 'care_plans.id', 'flags.plan_id')
-    .selectAll('flags')
-    .select('care_plans.organisation')
-    .where('flags.plan_id', '=', planId)
-    .where('flags.status', '=', 'active')
-    .executeTakeFirst();
+  return activePointerQuery(db).where('flags.plan_id', '=', planId).executeTakeFirst();
 }
