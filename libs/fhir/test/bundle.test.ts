@@ -5,6 +5,7 @@ import {
   encodeCursor,
   pageSize,
   searchsetBundle,
+  searchsetBundleJson,
   versionFromIfMatch,
   weakEtag,
 } from '@cmc/fhir';
@@ -24,6 +25,16 @@ function linkOf(bundle: Bundle, relation: string): URL | undefined {
   const l = bundle.link?.find((x) => x.relation === relation);
   return l ? new URL(l.url) : undefined;
 }
+
+describe('searchsetBundleJson', () => {
+  it.each([0, 1, 3])('when %i stored resources are spliced in as text, then the JSON parses to the same Bundle as searchsetBundle makes', (n) => {
+    const resources = Array.from({ length: n }, (_, i) => flag(`id-${i}`));
+    const page = { selfUrl: `${BASE}/Flag?status=active&_count=2`, baseUrl: BASE, nextCursor: 'NEXT', cursor: 'THIS', total: n };
+    // As PostgreSQL prints jsonb: spaces after colons and commas.
+    const raw = resources.map((r) => ({ resourceType: 'Flag', id: r.id!, json: JSON.stringify(r, null, 1).replace(/\n\s*/g, ' ') }));
+    expect(JSON.parse(searchsetBundleJson({ ...page, resources: raw }))).toEqual(searchsetBundle({ ...page, resources }));
+  });
+});
 
 describe('searchsetBundle', () => {
   it('when given a first page with more to come, then it has self, first and next links and a fullUrl per entry', () => {

@@ -1,4 +1,4 @@
-import type { Kysely, Selectable, Transaction } from '@cmc/db';
+import { sql, type Kysely, type Selectable, type Transaction } from '@cmc/db';
 import type { AllergyIntolerance } from 'fhir/r4';
 import type { CarePlanDB, CarePlanVersionsTable, CarePlansTable } from './schema';
 
@@ -67,6 +67,30 @@ export async function listPlanVersions(db: Db, id: string): Promise<PlanVersionR
 }
 
 /** Every plan of the patient, newest change first (a patient has one open plan and a few closed ones). */
+/**
+ * What serving a plan needs: the facts of the read rule and of the search, and the FHIR resource as the
+ * database's JSON text, sent as it is (parsing and re-serialising it was most of a read's CPU).
+ */
+export type ServedPlanRow = Pick<PlanRow, 'id' | 'version_id' | 'state' | 'organisation' | 'nhs_number' | 'gp_practice' | 'meta' | 'updated_at' | 'published_at' | 'review_date'> & {
+  resource_json: string;
+  fhir_status: string;
+};
+
+const servedPlans = (db: Db) =>
+  db
+    .selectFrom('care_plans')
+    .select(['id', 'version_id', 'state', 'organisation', 'nhs_number', 'gp_practice', 'meta', 'updated_at', 'published_at', 'review_date'])
+    .select([sql<string>`resource::text`.as('resource_json'), sql<string>`resource->>'status'`.as('fhir_status')]);
+
+export async function findPlanToServe(db: Db, id: string): Promise<ServedPlanRow | undefined> {
+  return servedPlans(db).where('id', '=', id).executeTakeFirst();
+}
+
+/** The patient's plans to serve, most recently changed first (as plansOfPatient). */
+export async function plansToServe(db: Db, nhsNumber: string): Promise<ServedPlanRow[]> {
+  return servedPlans(db).where('nhs_number', '=', nhsNumber).orderBy('updated_at', 'desc').orderBy('id', 'desc').limit(1000).execute();
+}
+
 export async function plansOfPatient(db: Db, nhsNumber: string): Promise<PlanRow[]> {
   return db.selectFrom('care_plans').selectAll().where('nhs_number', '=', nhsNumber).orderBy('updated_at', 'desc').orderBy('id', 'desc').limit(1000).execute();
 }

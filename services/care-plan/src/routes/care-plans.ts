@@ -1,11 +1,11 @@
 import { principal } from '@cmc/auth';
-import { MAX_PAGE_SIZE, NHS_NUMBER_SYSTEM, OperationOutcomeError, encodeCursor, forbidden, idSchema, isUuid, notFound, searchsetBundle, weakEtag } from '@cmc/fhir';
+import { MAX_PAGE_SIZE, NHS_NUMBER_SYSTEM, OperationOutcomeError, encodeCursor, forbidden, idSchema, isUuid, notFound, searchsetBundle, searchsetBundleJson, weakEtag } from '@cmc/fhir';
 import { errorResponses, fhirResource } from '@cmc/http';
 import type { ServiceContext } from '@cmc/service';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { AllergyIntolerance, Bundle, CarePlan, FhirResource } from 'fhir/r4';
+import type { AllergyIntolerance, Bundle, CarePlan } from 'fhir/r4';
 import type { Kysely } from 'kysely';
-import { allergiesOfPlans, findAllergy, findPlan, findPlanVersion, listPlanVersions, plansOfPatient, type PlanRow } from '../db/plan-repository';
+import { allergiesOfPlans, findAllergy, findPlanToServe, findPlanVersion, listPlanVersions, plansOfPatient, plansToServe, type ServedPlanRow } from '../db/plan-repository';
 import type { CarePlanDB } from '../db/schema';
 import { createPlan, factsOf, publishPlan, submitPlan, updatePlanContent, withdrawPlan } from '../domain/plans';
 import { mayRead, readRefusal } from '../domain/rights';
@@ -70,12 +70,12 @@ export async function carePlanRoutes(app: FastifyInstance, ctx: ServiceContext<C
   const readGuarded = async <T>(
     request: FastifyRequest<{ Params: { id: string } }>,
     interaction: 'read' | 'vread' | 'history',
-    serve: (db: Kysely<CarePlanDB>, row: PlanRow) => Promise<{ value: T; versionIds: string[] }>,
+    serve: (db: Kysely<CarePlanDB>, row: ServedPlanRow) => Promise<{ value: T; versionIds: string[] }>,
   ): Promise<T> => {
     const who = principal(request);
     const { id } = request.params;
     if (!isUuid(id)) throw notKnown(id);
-    const row = await findPlan(database.db, id);
+    const row = await findPlanToServe(database.db, id);
     if (!row) throw notKnown(id);
     const entity = (versionId: string) => ({ resourceType: 'CarePlan', id: row.id, versionId, nhsNumber: row.nhs_number.trim() });
     const facts = factsOf(row);
@@ -184,7 +184,7 @@ export async function carePlanRoutes(app: FastifyInstance, ctx: ServiceContext<C
     },
     async (request, reply) => {
       const row = await readGuarded(request, 'read', async (_db, r) => ({ value: r, versionIds: [String(r.version_id)] }));
-      return sendPlan(request, reply, row);
+      return sendPlan(request, reply, { id: row.id, version_id: row.version_id, updated_at: row.updated_at, resource: row.resource_json });
     },
   );
 
@@ -261,10 +261,10 @@ export async function carePlanRoutes(app: FastifyInstance, ctx: ServiceContext<C
     async (request, reply) => {
       const who = principal(request);
       const search = parsePlanSearch(request.query, who);
-      const rows = (await plansOfPatient(database.db, search.nhsNumber)).filter(
+      const rows = (await plansToServe(database.db, search.nhsNumber)).filter(
         (r) =>
           mayRead(who, factsOf(r)) &&
-          (!search.statuses || search.statuses.includes(r.resource.status)) &&
+          (!search.statuses || search.statuses.includes(r.fhir_status as CarePlan['status'])) &&
           search.lastUpdated.every((p) => instantMatches(r.updated_at, p)) &&
           search.period.every((p) => periodMatches(r.published_at, r.review_date ? new Date(`${r.review_date}T23:59:59.999Z`) : null, p)) &&
           (!search.after || r.updated_at < search.after.updated || (r.updated_at.getTime() === search.after.updated.getTime() && r.id < search.after.id)),
@@ -278,10 +278,10 @@ export async function carePlanRoutes(app: FastifyInstance, ctx: ServiceContext<C
         entities: page.length > 0 ? page.map((r) => ({ resourceType: 'CarePlan', id: r.id, versionId: String(r.version_id), nhsNumber: r.nhs_number.trim() })) : [{ resourceType: 'CarePlan', nhsNumber: search.nhsNumber }],
       });
       const last = page[page.length - 1];
-      const bundle = searchsetBundle<FhirResource>({
+      const bundle = searchsetBundleJson({
         selfUrl: `${request.protocol}://${request.host}${request.url}`,
         baseUrl: base(request),
-        resources: page.map((r) => r.resource),
+        resources: page.map((r) => ({ resourceType: 'CarePlan', id: r.id, json: r.resource_json })),
         ...(more && last ? { nextCursor: encodeCursor({ u: last.updated_at.toISOString(), id: last.id }) } : {}),
         ...(typeof request.query._cursor === 'string' ? { cursor: request.query._cursor } : {}),
       });

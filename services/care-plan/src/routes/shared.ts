@@ -38,7 +38,8 @@ export function planHttp(database: Database<CarePlanDB>) {
       }),
   });
 
-  const sendPlan = (request: FastifyRequest, reply: FastifyReply, row: Pick<PlanRow, 'id' | 'version_id' | 'updated_at' | 'resource'>, status = 200) => {
+  /** Sends a plan: `resource` is the resource, or its stored JSON text (sent as it is). */
+  const sendPlan = (request: FastifyRequest, reply: FastifyReply, row: Pick<PlanRow, 'id' | 'version_id' | 'updated_at'> & { resource: PlanRow['resource'] | string }, status = 200) => {
     reply.code(status).header('etag', weakEtag(row.version_id)).header('last-modified', row.updated_at.toUTCString()).type(fhirType);
     if (status === 201) reply.header('location', `${base(request)}/CarePlan/${row.id}/_history/${row.version_id}`);
     const prefer = request.headers.prefer;
