@@ -6,13 +6,12 @@
  * numbers). Afterwards it answers lines on stdin: `count` prints the access records in the outbox by
  * interaction and outcome (e.g. `{"read allowed": 1234}`); `close` stops the service, drops the run's schemas and exits.
  */
-import { activeConsentOf, carePlanService } from '@cmc/care-plan-service';
+import { activeConsentOf } from '@cmc/care-plan-service';
 import { makeEvent } from '@cmc/contracts';
 import { createDatabase, sql } from '@cmc/db';
-import { SqlTransport, toMessage } from '@cmc/events';
-import { createLogger } from '@cmc/logging';
-import { loadServiceConfig, startService } from '@cmc/service';
+import { toMessage } from '@cmc/events';
 import { TestIssuer, randomNhsNumber, waitFor } from '@cmc/test-support';
+import { startBenchCarePlan } from './server-process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createInterface } from 'node:readline';
 
@@ -27,19 +26,7 @@ const TOKEN_LIFETIME_S = 4 * 3600;
   const issuer = new TestIssuer();
   const token = (claims: { role: string; org: string }) => issuer.token(claims, { exp: Math.floor(Date.now() / 1000) + TOKEN_LIFETIME_S });
 
-  const logger = createLogger({ service: 'bench', level: 'silent' });
-  const transport = new SqlTransport({ url: databaseUrl, schema: busSchema, logger, pollIntervalMs: 100 });
-  await transport.start();
-  const config = loadServiceConfig(carePlanService, {
-    DATABASE_URL: databaseUrl,
-    CAREPLAN_DB_SCHEMA: schema,
-    CAREPLAN_PORT: '0',
-    AUTH_ISSUER: issuer.issuer,
-    AUTH_AUDIENCE: issuer.audience,
-    LOG_LEVEL: 'silent',
-    ...(process.env.DB_POOL_MAX ? { DB_POOL_MAX: process.env.DB_POOL_MAX } : {}),
-  });
-  const svc = await startService(carePlanService, config, { logger: false, transport, jwks: issuer.jwks });
+  const { svc, transport } = await startBenchCarePlan(databaseUrl, schema, busSchema, issuer);
   const url = await svc.listen();
 
   // Consent, as the consent service would announce it: one event per patient, then wait for the projection.

@@ -8,10 +8,8 @@
  * Needs DATABASE_URL (e.g. postgres://postgres@127.0.0.1:5432/postgres). Prints tables; asserts nothing.
  */
 import { aCarePlan } from '@cmc/test-support';
-import { spawn } from 'node:child_process';
-import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { createInterface } from 'node:readline';
+import { spawnServer } from './server-process';
 import { load, printTable, type LoadResult } from './load';
 
 const NHS = 'https://fhir.nhs.uk/Id/nhs-number';
@@ -53,23 +51,7 @@ function latencyLine(label: string, times: number[]): string {
   if (!process.env.DATABASE_URL) throw new Error('DATABASE_URL is not set (e.g. postgres://postgres@127.0.0.1:5432/postgres)');
   const seconds = Number(process.env.BENCH_SECONDS ?? 10);
   const publishConcurrency = Number(process.env.BENCH_PUBLISH_CONCURRENCY ?? 4);
-  const server = spawn(process.execPath, ['--disable-warning=TimeoutNegativeWarning', path.join(__dirname, 'care-plan-server.js')], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const exited = new Promise<void>((resolve) => server.once('exit', () => resolve()));
-  const lines = createInterface({ input: server.stdout });
-  const nextLine = () =>
-    new Promise<string>((resolve, reject) => {
-      const onExit = () => reject(new Error('the care-plan server exited'));
-      server.once('exit', onExit);
-      lines.once('line', (l) => {
-        server.off('exit', onExit);
-        resolve(l);
-      });
-    });
-  const ask = async <T>(command: string): Promise<T> => {
-    const answer = nextLine();
-    server.stdin.write(`${command}\n`);
-    return JSON.parse(await answer) as T;
-  };
+  const { nextLine, ask, stop } = spawnServer('care-plan-server.js', 'care-plan server');
   const accessRecords = async (kind: 'read' | 'search'): Promise<number> => (await ask<Record<string, number>>('count'))[`${kind} allowed`] ?? 0;
 
   try {
@@ -147,12 +129,7 @@ function latencyLine(label: string, times: number[]): string {
         `publish p95 ${ms(publishP95)} ms at ${publishConcurrency} concurrent (target < 100 ms)\n`,
     );
   } finally {
-    if (server.exitCode === null) {
-      server.stdin.write('close\n');
-      const timeout = new Promise<void>((resolve) => setTimeout(resolve, 15_000).unref());
-      await Promise.race([exited, timeout]);
-      if (server.exitCode === null) server.kill();
-    }
+    await stop();
   }
 })().catch((e: unknown) => {
   process.stderr.write(`${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
