@@ -91,10 +91,15 @@ export async function migrateToLatest(
   migrations: Record<string, Migration>,
 ): Promise<string[]> {
   assertSchemaName(schema);
-  await db.transaction().execute(async (trx) => {
-    await sql`select pg_advisory_xact_lock(hashtext('cmc.create-schema'))`.execute(trx);
-    await sql`create schema if not exists ${sql.id(schema)}`.execute(trx);
-  });
+  // Only when missing: `create schema if not exists` needs CREATE on the database even when the schema is
+  // there, and a service may run as a role without it (the audit service's writer role) once migrated.
+  const exists = await sql`select 1 from pg_namespace where nspname = ${schema}`.execute(db);
+  if (exists.rows.length === 0) {
+    await db.transaction().execute(async (trx) => {
+      await sql`select pg_advisory_xact_lock(hashtext('cmc.create-schema'))`.execute(trx);
+      await sql`create schema if not exists ${sql.id(schema)}`.execute(trx);
+    });
+  }
   const migrator = new Migrator({
     db,
     provider: { getMigrations: () => Promise.resolve(migrations) },
