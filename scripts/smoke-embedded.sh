@@ -8,11 +8,11 @@ cd "$(dirname "$0")/.."
 [ -f services/embedded/dist/main.js ] || pnpm build
 dir="$(mktemp -d)"; chmod 755 "$dir"
 free_port() { node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
-gw=$(free_port); pgp=$(free_port); cp_=$(free_port); cs=$(free_port)
+gw=$(free_port); pgp=$(free_port); cp_=$(free_port); cs=$(free_port); au=$(free_port)
 log="$dir/platform.log"
 env -u DATABASE_URL -u KAFKA_BROKERS -u EVENT_TRANSPORT CMC_DATA_DIR="$dir/data" GATEWAY_PORT="$gw" EMBEDDED_PG_PORT="$pgp" \
-  CONSENT_PORT="$cs" CAREPLAN_PORT="$cp_" LOG_LEVEL=info \
-  CMC_BOOTSTRAP_ADMIN_EMAIL=admin@example.org CMC_BOOTSTRAP_ADMIN_PASSWORD='Choose-A-Passw0rd' node --disable-warning=TimeoutNegativeWarning services/embedded/dist/main.js >"$log" 2>&1 &
+  CONSENT_PORT="$cs" CAREPLAN_PORT="$cp_" AUDIT_PORT="$au" LOG_LEVEL=info \
+  CMC_BOOTSTRAP_ADMIN_EMAIL=admin@example.org CMC_BOOTSTRAP_ADMIN_PASSWORD='Choose-A-Passw0rd' node --disable-warning=TimeoutNegativeWarning --max-semi-space-size=16 services/embedded/dist/main.js >"$log" 2>&1 &
 pid=$!
 cleanup() { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$dir"; }
 trap cleanup EXIT
@@ -23,7 +23,7 @@ for _ in $(seq 1 120); do
   sleep 0.5
 done
 if [ -z "$ok" ]; then echo "smoke: the platform did not become ready"; cat "$log"; exit 1; fi
-for url in "http://127.0.0.1:$gw" "http://127.0.0.1:$cs" "http://127.0.0.1:$cp_"; do
+for url in "http://127.0.0.1:$gw" "http://127.0.0.1:$cs" "http://127.0.0.1:$cp_" "http://127.0.0.1:$au"; do
   code=$(curl -s -o /dev/null -w '%{http_code}' "$url/health/ready")
   echo "smoke: $url/health/ready -> $code"
   [ "$code" = 200 ] || { cat "$log"; exit 1; }
