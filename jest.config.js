@@ -8,6 +8,7 @@ const moduleNameMapper = {
   '^@cmc/consent-service$': '<rootDir>/services/consent/src',
   '^@cmc/care-plan-service$': '<rootDir>/services/care-plan/src',
   '^@cmc/identity-service$': '<rootDir>/services/identity/src',
+  '^@cmc/audit-service$': '<rootDir>/services/audit/src',
   '^@cmc/gateway$': '<rootDir>/services/gateway/src',
   '^@cmc/embedded$': '<rootDir>/services/embedded/src',
 };

@@ -6,6 +6,7 @@
  * again on the same folder, and the consent is still there.
  */
 import { startPlatform, type Platform } from '@cmc/embedded';
+import type { AuditDB } from '@cmc/audit-service';
 import { activeConsentOf, type CarePlanDB } from '@cmc/care-plan-service';
 import type { Database } from '@cmc/db';
 import { aConsent, randomNhsNumber, waitFor } from '@cmc/test-support';
@@ -70,14 +71,14 @@ describe('the embedded platform', () => {
 
   it('when started with nothing running, then every service is ready, and a clinician set up by the service team records a consent', async () => {
     platform = await startPlatform({ env, ephemeralPorts: true, serviceOptions: { logger: false } });
-    expect(platform.services.map((s) => s.name)).toEqual(['identity', 'consent', 'care-plan']);
+    expect(platform.services.map((s) => s.name)).toEqual(['identity', 'consent', 'care-plan', 'audit']);
     for (const s of platform.services) {
       const res = await fetch(`${s.url}/health/ready`);
       expect({ service: s.name, status: res.status }).toEqual({ service: s.name, status: 200 });
     }
     const ready = await call('GET', '/health/ready');
     expect(ready.status).toBe(200);
-    expect(ready.json).toMatchObject({ checks: { identity: 'up', consent: 'up', 'care-plan': 'up' } });
+    expect(ready.json).toMatchObject({ checks: { identity: 'up', consent: 'up', 'care-plan': 'up', audit: 'up' } });
 
     const admin = await loginFully('admin@cmc.test', 'Bootstrap-Passw0rd');
     const today = new Date().toISOString().slice(0, 10);
@@ -95,6 +96,13 @@ describe('the embedded platform', () => {
     const carePlan = platform.services.find((s) => s.name === 'care-plan')!.running.database as unknown as Database<CarePlanDB>;
     expect((await waitFor(() => activeConsentOf(carePlan.db, nhs), 15_000, 'projection')).status).toBe('active');
     const id = (consent.json as { id: string }).id;
+    // The consent's access entry reaches the audit log, and the service team can check the chain through the gateway.
+    const audit = platform.services.find((s) => s.name === 'audit')!.running.database as unknown as Database<AuditDB>;
+    await waitFor(async () => (await audit.db.selectFrom('audit_log').select('seq').where('event_type', '=', 'cmc.access.recorded.v1').where('interaction', '=', 'create').execute()).length > 0 || undefined, 15_000, 'the access in the audit log');
+    const verified = await call('GET', '/api/audit/verify', undefined, admin);
+    expect(verified.status).toBe(200);
+    expect(verified.json).toMatchObject({ ok: true, firstProblem: null });
+    expect((await call('GET', '/api/audit/verify', undefined, nurse)).status).toBe(403);
 
     await platform.stop();
     platform = undefined;

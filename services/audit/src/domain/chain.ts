@@ -1,0 +1,144 @@
+import { topicOf, type CloudEvent, type EventType } from '@cmc/contracts';
+import { createHash } from 'node:crypto';
+
+/** prev_hash of entry 1. */
+export const GENESIS_HASH: Buffer = Buffer.alloc(32);
+
+/**
+ * Canonical JSON: objects with their keys sorted by UTF-16 code unit, no whitespace, strings and numbers as
+ * JSON.stringify writes them, undefined members left out. Hashed as UTF-8. The same value always gives the
+ * same bytes, so a hash can be recomputed from what is stored.
+ */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== 'object') {
+    const s = JSON.stringify(value);
+    if (s === undefined) throw new TypeError(`not representable in JSON: ${typeof value}`);
+    return s;
+  }
+  if (Array.isArray(value)) return `[${value.map((v) => (v === undefined ? 'null' : canonicalJson(v))).join(',')}]`;
+  const entries = Object.entries(value as Record<string, unknown>)
+    .filter(([, v]) => v !== undefined)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+}
+
+/** The columns of an entry, before it has a place in the chain. */
+export interface EntryFields {
+  eventId: string;
+  eventType: string;
+  topic: string;
+  recordedAt: Date;
+  appendedAt: Date;
+  agentKind: string | null;
+  agentId: string | null;
+  agentRole: string | null;
+  agentOrganisation: string | null;
+  interaction: string | null;
+  outcome: string | null;
+  nhsNumbers: string[];
+  /** The event in canonical JSON. */
+  event: string;
+}
+
+export interface ChainedEntry extends EntryFields {
+  seq: number;
+  prevHash: Buffer;
+  hash: Buffer;
+}
+
+/**
+ * Secrets that some events carry for a moment (a password-reset or invitation link is a bearer credential)
+ * and that an append-only log must not keep for ever. The log keeps the event with these replaced.
+ */
+const REDACTED_FIELDS: Partial<Record<EventType, readonly string[]>> = {
+  'cmc.identity.password-reset-requested.v1': ['resetUrl'],
+  'cmc.identity.invitation-created.v1': ['acceptUrl'],
+};
+
+function redacted(event: CloudEvent): CloudEvent {
+  const fields = REDACTED_FIELDS[event.type];
+  if (!fields) return event;
+  const data: Record<string, unknown> = { ...(event.data as unknown as Record<string, unknown>) };
+  for (const f of fields) if (f in data) data[f] = '[redacted]';
+  return { ...event, data } as unknown as CloudEvent;
+}
+
+/** The report columns of an event: who, what, outcome and the patients it is about. */
+export function entryOf(event: CloudEvent, appendedAt: Date): EntryFields {
+  const fields: EntryFields = {
+    eventId: event.id,
+    eventType: event.type,
+    topic: topicOf(event.type),
+    recordedAt: new Date(event.time),
+    appendedAt,
+    agentKind: null,
+    agentId: null,
+    agentRole: null,
+    agentOrganisation: null,
+    interaction: null,
+    outcome: null,
+    nhsNumbers: [],
+    event: canonicalJson(redacted(event)),
+  };
+  const data = event.data as unknown as Record<string, unknown>;
+  if (event.type === 'cmc.access.recorded.v1') {
+    const access = (event as CloudEvent<'cmc.access.recorded.v1'>).data;
+    fields.recordedAt = new Date(access.recordedAt);
+    fields.agentKind = access.agent.kind;
+    fields.agentId = access.agent.id;
+    fields.agentRole = access.agent.role ?? null;
+    fields.agentOrganisation = access.agent.organisation ?? null;
+    fields.interaction = access.interaction;
+    fields.outcome = access.outcome;
+    fields.nhsNumbers = [...new Set(access.entities.flatMap((e) => (e.nhsNumber ? [e.nhsNumber] : [])))].sort();
+  } else {
+    if (typeof data.nhsNumber === 'string') fields.nhsNumbers = [data.nhsNumber];
+    const agent = data.changedBy ?? data.createdBy ?? data.invitedBy ?? data.by;
+    if (typeof agent === 'string') fields.agentId = agent;
+    const organisation = data.changedByOrganisation;
+    if (typeof organisation === 'string') fields.agentOrganisation = organisation;
+  }
+  return fields;
+}
+
+/**
+ * The bytes an entry's hash covers: every column but the hashes themselves, as canonical JSON (dates as ISO
+ * 8601 to the millisecond, the event as its canonical JSON text). Editing any column changes them.
+ */
+export function entryBytes(seq: number, e: EntryFields): Buffer {
+  return Buffer.from(
+    canonicalJson({
+      seq,
+      eventId: e.eventId,
+      eventType: e.eventType,
+      topic: e.topic,
+      recordedAt: e.recordedAt.toISOString(),
+      appendedAt: e.appendedAt.toISOString(),
+      agentKind: e.agentKind,
+      agentId: e.agentId,
+      agentRole: e.agentRole,
+      agentOrganisation: e.agentOrganisation,
+      interaction: e.interaction,
+      outcome: e.outcome,
+      nhsNumbers: e.nhsNumbers,
+      event: e.event,
+    }),
+    'utf8',
+  );
+}
+
+/** hash = SHA-256(prev_hash || entry bytes). */
+export function entryHash(prevHash: Buffer, seq: number, e: EntryFields): Buffer {
+  return createHash('sha256').update(prevHash).update(entryBytes(seq, e)).digest();
+}
+
+/** Places entries after the head (seq and hash of the last entry, or 0 and the genesis hash). */
+export function chain(head: { seq: number; hash: Buffer }, entries: readonly EntryFields[]): ChainedEntry[] {
+  let { seq, hash } = head;
+  return entries.map((e) => {
+    seq += 1;
+    const prevHash = hash;
+    hash = entryHash(prevHash, seq, e);
+    return { ...e, seq, prevHash, hash };
+  });
+}

@@ -1,0 +1,4 @@
+import { runServiceMain } from '@cmc/service';
+import { auditService } from './app';
+
+runServiceMain(auditService);
