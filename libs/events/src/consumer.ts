@@ -3,10 +3,15 @@ import type { Database } from '@cmc/db';
 import type { Transaction } from 'kysely';
 import { safeError, type Logger } from '@cmc/logging';
 import type { EventsTables } from './tables';
-import { backoffMs, sleep, type IncomingMessage, type Subscription, type Transport } from './transport';
+import { backoffMs, DEFAULT_MAX_BATCH, sleep, type IncomingMessage, type Subscription, type Transport } from './transport';
 
 export type Handler<DB, T extends EventType> = (trx: Transaction<DB>, event: CloudEvent<T>) => Promise<void>;
 export type Handlers<DB> = { [T in EventType]?: Handler<DB, T> };
+/**
+ * Handles several events in one transaction (the consumer's, which also records their ids): the events are
+ * valid, not seen before by this consumer, and in delivery order (per key, the order they were published).
+ */
+export type BatchHandler<DB> = (trx: Transaction<DB>, events: CloudEvent[]) => Promise<void>;
 
 export interface ConsumerOptions<DB extends EventsTables> {
   /** The consumer group, and the name under which processed events are recorded. */
@@ -15,6 +20,15 @@ export interface ConsumerOptions<DB extends EventsTables> {
   transport: Transport;
   topics: readonly string[];
   handlers: Handlers<DB>;
+  /**
+   * When given, the consumer takes messages in batches and this handles every valid event, whatever its type
+   * (`handlers` is then not used): one transaction per batch. If that transaction fails for anything but the
+   * infrastructure, the batch's events are taken again one by one (each on its own in a one-element array,
+   * with the retries and the DLQ of a single message), so that a poison event does not hold up the others.
+   */
+  batchHandler?: BatchHandler<DB>;
+  /** Most messages per batch when `batchHandler` is given (default 500). */
+  maxBatch?: number;
   logger: Logger;
   /** Attempts before a failing message goes to the dead-letter topic (default 5). */
   maxAttempts?: number;
@@ -76,6 +90,7 @@ export class EventConsumer<DB extends EventsTables> {
       groupId: this.opts.name,
       topics: this.opts.topics,
       onMessage: (msg) => this.handle(msg).then(() => undefined),
+      ...(this.opts.batchHandler ? { onBatch: (msgs: IncomingMessage[]) => this.handleBatch(msgs), maxBatch: this.opts.maxBatch ?? DEFAULT_MAX_BATCH } : {}),
     });
   }
 
@@ -85,20 +100,64 @@ export class EventConsumer<DB extends EventsTables> {
     this.subscription = undefined;
   }
 
+  /**
+   * Handles delivered messages as a batch (with `batchHandler`). Invalid messages go to the DLQ at once; the
+   * valid ones are recorded and handled in one transaction. Throws only when they must all be delivered
+   * again (infrastructure trouble).
+   */
+  async handleBatch(msgs: IncomingMessage[]): Promise<void> {
+    const batchHandler = this.opts.batchHandler;
+    if (!batchHandler) throw new Error(`consumer ${this.opts.name} has no batch handler`);
+    const valid: { msg: IncomingMessage; event: CloudEvent }[] = [];
+    for (const msg of msgs) {
+      const event = await this.parse(msg);
+      if (event) valid.push({ msg, event });
+    }
+    if (valid.length === 0) return;
+    try {
+      await this.applyBatchOnce(valid.map((v) => v.event), batchHandler);
+      return;
+    } catch (e) {
+      if (this.stopping.signal.aborted) throw e;
+      if (isInfrastructureError(e)) {
+        this.opts.logger.warn({ err: safeError(e), events: valid.length }, 'consumer: infrastructure error; batch will be redelivered');
+        await sleep(backoffMs(1, this.opts.backoffBaseMs ?? 200, this.opts.backoffCapMs ?? 5000), this.stopping.signal);
+        throw e;
+      }
+      // Some event of the batch is refused (or the batch as a whole): find which, one at a time.
+      this.opts.logger.warn({ err: safeError(e), events: valid.length }, 'consumer: batch failed; handling its events one by one');
+    }
+    for (const { msg, event } of valid) {
+      await this.handleValid(msg, event, (trx, ev) => batchHandler(trx, [ev]));
+    }
+  }
+
   /** Handles one delivered message. Throws only when it must be delivered again (infrastructure trouble). */
   async handle(msg: IncomingMessage): Promise<Outcome> {
-    let event: CloudEvent;
+    const event = await this.parse(msg);
+    if (!event) return 'dead-lettered';
+    const batchHandler = this.opts.batchHandler;
+    const handler = batchHandler
+      ? (trx: Transaction<DB>, ev: CloudEvent) => batchHandler(trx, [ev])
+      : (this.opts.handlers[event.type] as Handler<DB, EventType> | undefined);
+    return this.handleValid(msg, event, handler);
+  }
+
+  /** The message's event if it is valid; otherwise it is sent to the DLQ and undefined returned. */
+  private async parse(msg: IncomingMessage): Promise<CloudEvent | undefined> {
     try {
       const parsed: unknown = JSON.parse(msg.value);
       assertValidEvent(parsed);
-      event = parsed;
+      return parsed;
     } catch (e) {
       // JSON.parse's message quotes the input, which may hold patient data: say only what kind of fault it was.
       const reason = e instanceof ContractError ? reasonOf(e) : 'malformed message: not valid JSON';
       await this.deadLetter(msg, undefined, reason, 1);
-      return 'dead-lettered';
+      return undefined;
     }
-    const handler = this.opts.handlers[event.type] as Handler<DB, EventType> | undefined;
+  }
+
+  private async handleValid(msg: IncomingMessage, event: CloudEvent, handler: Handler<DB, EventType> | undefined): Promise<Outcome> {
     if (!handler) {
       this.stats.ignored++;
       return 'ignored';
@@ -142,6 +201,36 @@ export class EventConsumer<DB extends EventsTables> {
       this.stats.processed++;
       return 'processed' as const;
     });
+  }
+
+  /** One transaction for all the events: records their ids, and hands the ones not seen before on, in order. */
+  private async applyBatchOnce(events: CloudEvent[], batchHandler: BatchHandler<DB>): Promise<void> {
+    const db = this.opts.database.db as unknown as import('kysely').Kysely<EventsTables>;
+    const { fresh, duplicates } = await db.transaction().execute(async (trx) => {
+      // event_id is a uuid column, which comes back in lower case: compare in lower case. An id twice in one
+      // batch (a redelivery right behind the original) is inserted once; the second is a duplicate.
+      const idOf = (e: CloudEvent): string => e.id.toLowerCase();
+      const unique = [...new Map(events.map((e) => [idOf(e), e])).values()];
+      const ids = new Set<string>();
+      for (let i = 0; i < unique.length; i += 1000) {
+        const inserted = await trx
+          .insertInto('processed_events')
+          .values(unique.slice(i, i + 1000).map((e) => ({ consumer: this.opts.name, event_id: e.id, event_type: e.type })))
+          .onConflict((oc) => oc.columns(['consumer', 'event_id']).doNothing())
+          .returning('event_id')
+          .execute();
+        for (const r of inserted) ids.add(r.event_id.toLowerCase());
+      }
+      const fresh: CloudEvent[] = [];
+      for (const e of events) {
+        if (ids.delete(idOf(e))) fresh.push(e);
+      }
+      if (fresh.length > 0) await batchHandler(trx as unknown as Transaction<DB>, fresh);
+      return { fresh: fresh.length, duplicates: events.length - fresh.length };
+    });
+    // Counted only once committed: a batch that fails and is taken again one by one is not counted twice.
+    this.stats.processed += fresh;
+    this.stats.duplicates += duplicates;
   }
 
   private async deadLetter(msg: IncomingMessage, event: CloudEvent | undefined, reason: string, attempts: number): Promise<void> {

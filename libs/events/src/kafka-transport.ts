@@ -1,6 +1,6 @@
-import { CompressionTypes, Kafka, Partitioners, logLevel, type Admin, type Consumer, type LogEntry, type Producer } from 'kafkajs';
+import { CompressionTypes, Kafka, Partitioners, logLevel, type Admin, type Consumer, type KafkaMessage, type LogEntry, type Producer } from 'kafkajs';
 import { safeError, type Logger } from '@cmc/logging';
-import { PermanentPublishError, sleep, type IncomingMessage, type OutgoingMessage, type SubscribeOptions, type Subscription, type Transport } from './transport';
+import { DEFAULT_MAX_BATCH, PermanentPublishError, sleep, type IncomingMessage, type OutgoingMessage, type SubscribeOptions, type Subscription, type Transport } from './transport';
 
 /** Broker errors that are the message's fault: sending it again cannot succeed. */
 const MESSAGE_FAULTS = new Set(['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE', 'INVALID_RECORD', 'CORRUPT_MESSAGE']);
@@ -129,26 +129,52 @@ export class KafkaTransport implements Transport {
     await consumer.connect();
     await consumer.subscribe({ topics: opts.topics.map((t) => this.physical(t)), fromBeginning: true });
     this.consumers.add(consumer);
-    await consumer.run({
-      autoCommit: true,
-      autoCommitInterval: 1000,
-      partitionsConsumedConcurrently: 3,
-      eachMessage: async ({ topic, partition, message }) => {
-        const headers: Record<string, string> = {};
-        for (const [k, v] of Object.entries(message.headers ?? {})) {
-          if (v !== undefined) headers[k] = Array.isArray(v) ? String(v[0]) : String(v);
-        }
-        const msg: IncomingMessage = {
-          topic: this.logical(topic),
-          partition,
-          offset: message.offset,
-          key: message.key ? message.key.toString('utf8') : null,
-          value: message.value ? message.value.toString('utf8') : '',
-          headers,
-        };
-        await opts.onMessage(msg);
-      },
-    });
+    const toIncoming = (topic: string, partition: number, message: KafkaMessage): IncomingMessage => {
+      const headers: Record<string, string> = {};
+      for (const [k, v] of Object.entries(message.headers ?? {})) {
+        if (v !== undefined) headers[k] = Array.isArray(v) ? String(v[0]) : String(v);
+      }
+      return {
+        topic: this.logical(topic),
+        partition,
+        offset: message.offset,
+        key: message.key ? message.key.toString('utf8') : null,
+        value: message.value ? message.value.toString('utf8') : '',
+        headers,
+      };
+    };
+    const onBatch = opts.onBatch;
+    const maxBatch = Math.max(1, opts.maxBatch ?? DEFAULT_MAX_BATCH);
+    if (onBatch) {
+      await consumer.run({
+        autoCommit: true,
+        autoCommitInterval: 1000,
+        partitionsConsumedConcurrently: 3,
+        eachBatchAutoResolve: false,
+        // A fetched batch of one partition is handed on in chunks of maxBatch, in offset order. A chunk's
+        // offsets are resolved only once onBatch resolved; if it throws, the rest of the batch is left and
+        // kafkajs delivers again from the last resolved offset (as when eachMessage throws).
+        eachBatch: async (payload) => {
+          const { batch } = payload;
+          for (let i = 0; i < batch.messages.length; i += maxBatch) {
+            if (!payload.isRunning() || payload.isStale()) break;
+            const chunk = batch.messages.slice(i, i + maxBatch);
+            await onBatch(chunk.map((m) => toIncoming(batch.topic, batch.partition, m)));
+            for (const m of chunk) payload.resolveOffset(m.offset);
+            await payload.heartbeat();
+          }
+        },
+      });
+    } else {
+      await consumer.run({
+        autoCommit: true,
+        autoCommitInterval: 1000,
+        partitionsConsumedConcurrently: 3,
+        eachMessage: async ({ topic, partition, message }) => {
+          await opts.onMessage(toIncoming(topic, partition, message));
+        },
+      });
+    }
     return {
       stop: async () => {
         this.consumers.delete(consumer);

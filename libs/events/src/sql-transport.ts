@@ -3,7 +3,7 @@ import { createDatabase, migrateToLatest, type Database, type Migration } from '
 import { sql, type Kysely, type Generated } from 'kysely';
 import type { Logger } from '@cmc/logging';
 import { PgListener } from './pg-listener';
-import { backoffMs, sleep, type IncomingMessage, type OutgoingMessage, type SubscribeOptions, type Subscription, type Transport } from './transport';
+import { backoffMs, DEFAULT_MAX_BATCH, sleep, type IncomingMessage, type OutgoingMessage, type SubscribeOptions, type Subscription, type Transport } from './transport';
 
 /**
  * The Kafka-free transport of the embedded setup: a log of messages in PostgreSQL that consumer groups read
@@ -186,7 +186,7 @@ export class SqlTransport implements Transport {
    * Delivers the next batch of one topic to one group; returns how many messages were handled. One reader
    * per group and topic at a time, across processes, holds a lease (the group's "partition assignment");
    * no transaction stays open while handlers run, and the offset moves past each message as soon as its
-   * handler returned, only while the lease is still ours.
+   * handler returned (past the whole batch once `onBatch` returned), only while the lease is still ours.
    */
   private async readBatch(opts: SubscribeOptions, topic: string, owner: string, stopped: AbortSignal): Promise<number> {
     const lease = this.opts.leaseSeconds ?? 30;
@@ -211,28 +211,38 @@ export class SqlTransport implements Transport {
       .where('topic', '=', topic)
       .where('offset', '>=', claimed.next_offset)
       .orderBy('offset')
-      .limit(this.opts.batchSize ?? 100)
+      .limit(opts.onBatch ? Math.max(1, opts.maxBatch ?? DEFAULT_MAX_BATCH) : (this.opts.batchSize ?? 100))
       .execute();
-    let done = 0;
-    for (const row of rows) {
-      if (stopped.aborted) break;
-      await opts.onMessage({
-        topic,
-        partition: 0,
-        offset: String(row.offset),
-        key: row.key,
-        value: row.value,
-        headers: JSON.parse(row.headers) as Record<string, string>,
-      } satisfies IncomingMessage);
+    const toIncoming = (row: (typeof rows)[number]): IncomingMessage => ({
+      topic,
+      partition: 0,
+      offset: String(row.offset),
+      key: row.key,
+      value: row.value,
+      headers: JSON.parse(row.headers) as Record<string, string>,
+    });
+    const advance = async (pastOffset: string): Promise<boolean> => {
       const moved = await db
         .updateTable('bus_offsets')
-        .set({ next_offset: String(BigInt(row.offset) + 1n), lease_until: sql<Date>`now() + make_interval(secs => ${lease})` })
+        .set({ next_offset: String(BigInt(pastOffset) + 1n), lease_until: sql<Date>`now() + make_interval(secs => ${lease})` })
         .where('group_id', '=', opts.groupId)
         .where('topic', '=', topic)
         .where('lease_owner', '=', owner)
         .executeTakeFirst();
       // Lease lost (we were too slow): another reader has the topic now; it will deliver from our last offset.
-      if (moved.numUpdatedRows === 0n) break;
+      return moved.numUpdatedRows > 0n;
+    };
+    if (opts.onBatch) {
+      // The whole fetch at once; the offset moves past all of it only after onBatch resolved.
+      if (rows.length === 0 || stopped.aborted) return 0;
+      await opts.onBatch(rows.map(toIncoming));
+      return (await advance(String(rows[rows.length - 1]!.offset))) ? rows.length : 0;
+    }
+    let done = 0;
+    for (const row of rows) {
+      if (stopped.aborted) break;
+      await opts.onMessage(toIncoming(row));
+      if (!(await advance(String(row.offset)))) break;
       done++;
     }
     return done;

@@ -39,7 +39,19 @@ export interface SubscribeOptions {
    * be delivered again (after a pause).
    */
   onMessage: (msg: IncomingMessage) => Promise<void>;
+  /**
+   * When given, called instead of `onMessage` with several messages at once (at most `maxBatch`), in order
+   * per partition; all of one call come from one partition (one topic, on the SQL transport). Resolving
+   * commits them all; throwing commits none of them and leaves them to be delivered again (after a pause),
+   * as a throwing `onMessage` does.
+   */
+  onBatch?: (msgs: IncomingMessage[]) => Promise<void>;
+  /** Most messages per `onBatch` call (default 500). */
+  maxBatch?: number;
 }
+
+/** Default of `SubscribeOptions.maxBatch`. */
+export const DEFAULT_MAX_BATCH = 500;
 
 /**
  * How events travel: Kafka in the distributed setup, PostgreSQL tables in the embedded one. Both deliver

@@ -1,6 +1,6 @@
 import { authPlugin, type JwksSource } from '@cmc/auth';
 import { createDatabase, databaseIsReady, migrateToLatest, type Database, type Migration } from '@cmc/db';
-import { EventConsumer, OutboxRelay, startTransport, type EventsTables, type Handlers, type Transport } from '@cmc/events';
+import { EventConsumer, OutboxRelay, startTransport, type BatchHandler, type EventsTables, type Handlers, type Transport } from '@cmc/events';
 import { closeInOrder, createApp, type Closeable } from '@cmc/http';
 import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
@@ -22,7 +22,10 @@ export interface ConsumerDefinition<DB extends EventsTables> {
   /** Consumer group name; also the key under which processed event ids are kept. */
   name: string;
   topics: readonly string[];
-  handlers: Handlers<DB>;
+  /** Per event type, one transaction per message; not used when `batchHandler` is given. */
+  handlers?: Handlers<DB>;
+  /** Every valid event, several per transaction (see ConsumerOptions.batchHandler). */
+  batchHandler?: BatchHandler<DB>;
 }
 
 export interface ServiceDefinition<DB extends EventsTables> extends ServiceIdentity {
@@ -135,7 +138,8 @@ export async function startService<DB extends EventsTables>(
         database,
         transport,
         topics: c.topics,
-        handlers: c.handlers,
+        handlers: c.handlers ?? {},
+        ...(c.batchHandler ? { batchHandler: c.batchHandler } : {}),
         logger: logger.child({ component: 'consumer', consumer: c.name }),
         ...opts.consumer,
       });
