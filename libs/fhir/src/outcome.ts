@@ -71,3 +71,10 @@ export const preconditionFailed = (diagnostics: string): OperationOutcomeError =
 
 export const serviceUnavailable = (diagnostics: string): OperationOutcomeError =>
   new OperationOutcomeError(503, { code: 'transient', diagnostics });
+
+/** An issue for each query parameter that is not one of `supported` (FHIR: an unknown search parameter is a 400). */
+export function unknownSearchParameters(query: object, supported: readonly string[]): IssueInput[] {
+  return Object.keys(query)
+    .filter((name) => !supported.includes(name))
+    .map((name) => ({ code: 'not-supported' as const, diagnostics: `unknown search parameter ${name}; supported: ${supported.join(', ')}` }));
+}

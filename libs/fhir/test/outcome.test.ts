@@ -3,6 +3,7 @@ import {
   badRequest,
   conflict,
   forbidden,
+  unknownSearchParameters,
   invalidResource,
   notFound,
   operationOutcome,
@@ -124,5 +125,15 @@ describe('error helpers', () => {
     expect(e.status).toBe(status);
     expect(e.headers).toEqual({});
     expect(e.outcome).toEqual({ resourceType: 'OperationOutcome', issue: [{ severity: 'error', code, diagnostics: 'words' }] });
+  });
+});
+
+describe('unknownSearchParameters', () => {
+  it('when a query holds parameters beside the supported ones, then each unknown one is an issue that names it and the supported ones', () => {
+    expect(unknownSearchParameters({ status: 'active', colour: 'red', 'patient:identifier': 'x', _sort: 'date' }, ['patient:identifier', 'status'])).toEqual([
+      { code: 'not-supported', diagnostics: 'unknown search parameter colour; supported: patient:identifier, status' },
+      { code: 'not-supported', diagnostics: 'unknown search parameter _sort; supported: patient:identifier, status' },
+    ]);
+    expect(unknownSearchParameters({ status: 'active' }, ['status'])).toEqual([]);
   });
 });

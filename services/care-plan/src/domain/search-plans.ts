@@ -1,5 +1,5 @@
 import type { Principal } from '@cmc/auth';
-import { NHS_NUMBER_SYSTEM, OperationOutcomeError, decodeCursor, isUuid, nhsNumberProblem, pageSize, parseDateParam, type DateParam, type IssueInput } from '@cmc/fhir';
+import { NHS_NUMBER_SYSTEM, OperationOutcomeError, decodeCursor, isUuid, nhsNumberProblem, pageSize, parseDateParam, unknownSearchParameters, type DateParam, type IssueInput } from '@cmc/fhir';
 
 export const PLAN_SEARCH_PARAMETERS = ['patient:identifier', 'status', '_lastUpdated', 'date', '_count', '_cursor'] as const;
 export const FHIR_PLAN_STATUSES = ['draft', 'active', 'revoked', 'completed'] as const;
@@ -65,10 +65,7 @@ export const all = (v: string | string[] | undefined): string[] => (v === undefi
  * patient parameter may be left out, and may not name someone else).
  */
 export function parsePlanSearch(query: Query, who: Principal): PlanSearch {
-  const issues: IssueInput[] = [];
-  for (const name of Object.keys(query)) {
-    if (!(PLAN_SEARCH_PARAMETERS as readonly string[]).includes(name)) issues.push({ code: 'not-supported', diagnostics: `unknown search parameter ${name}; supported: ${PLAN_SEARCH_PARAMETERS.join(', ')}` });
-  }
+  const issues: IssueInput[] = unknownSearchParameters(query, PLAN_SEARCH_PARAMETERS);
   for (const name of ['patient:identifier', '_count', '_cursor']) {
     if (Array.isArray(query[name])) issues.push({ code: 'value', diagnostics: `${name} may be given once` });
   }

@@ -1,5 +1,5 @@
 import { principal } from '@cmc/auth';
-import { FHIR_JSON, OperationOutcomeError, idSchema, isUuid, nhsNumberProblem, notFound, searchsetBundle, weakEtag, type IssueInput } from '@cmc/fhir';
+import { FHIR_JSON, OperationOutcomeError, idSchema, isUuid, nhsNumberProblem, notFound, searchsetBundle, unknownSearchParameters, weakEtag, type IssueInput } from '@cmc/fhir';
 import { errorResponses, fhirResource } from '@cmc/http';
 import type { ServiceContext } from '@cmc/service';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
@@ -122,11 +122,8 @@ export async function flagRoutes(app: FastifyInstance, ctx: ServiceContext<CareP
       },
     },
     async (request, reply) => {
-      const issues: IssueInput[] = [];
       const q = request.query;
-      for (const name of Object.keys(q)) {
-        if (!POINTER_SEARCH_PARAMETERS.includes(name)) issues.push({ code: 'not-supported', diagnostics: `unknown search parameter ${name}; supported: ${POINTER_SEARCH_PARAMETERS.join(', ')}` });
-      }
+      const issues = unknownSearchParameters(q, POINTER_SEARCH_PARAMETERS);
       const subject = [...all(q['subject:identifier']), ...all(q['patient:identifier'])];
       if (subject.length !== 1) issues.push({ code: 'required', diagnostics: 'subject:identifier is required, once: https://fhir.nhs.uk/Id/nhs-number|<NHS number>' });
       const nhsNumber = subject[0] !== undefined ? nhsNumberOfIdentifier(subject[0], issues) : '';
@@ -200,11 +197,8 @@ export async function flagRoutes(app: FastifyInstance, ctx: ServiceContext<CareP
       },
     },
     async (request, reply) => {
-      const issues: IssueInput[] = [];
       const q = request.query;
-      for (const name of Object.keys(q)) {
-        if (!FLAG_SEARCH_PARAMETERS.includes(name)) issues.push({ code: 'not-supported', diagnostics: `unknown search parameter ${name}; supported: ${FLAG_SEARCH_PARAMETERS.join(', ')}` });
-      }
+      const issues = unknownSearchParameters(q, FLAG_SEARCH_PARAMETERS);
       const patient = all(q['patient:identifier']);
       if (patient.length !== 1) issues.push({ code: 'required', diagnostics: 'patient:identifier is required, once: https://fhir.nhs.uk/Id/nhs-number|<NHS number>' });
       const nhsNumber = patient[0] !== undefined ? nhsNumberOfIdentifier(patient[0], issues) : '';

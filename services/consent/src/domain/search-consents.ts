@@ -1,5 +1,5 @@
 import type { Principal } from '@cmc/auth';
-import { NHS_NUMBER_SYSTEM, OperationOutcomeError, decodeCursor, isUuid, nhsNumberProblem, pageSize, parseDateParam, type IssueInput } from '@cmc/fhir';
+import { NHS_NUMBER_SYSTEM, OperationOutcomeError, decodeCursor, isUuid, nhsNumberProblem, pageSize, parseDateParam, unknownSearchParameters, type IssueInput } from '@cmc/fhir';
 import type { ConsentSearch } from '../db/consent-repository';
 
 export const SEARCH_PARAMETERS = ['patient:identifier', 'status', 'date', '_count', '_cursor'] as const;
@@ -36,10 +36,7 @@ const one = (v: string | string[] | undefined): string | undefined => (Array.isA
  * problem (unknown parameters, a bad NHS number, date or cursor).
  */
 export function parseConsentSearch(query: Query, who: Principal): ConsentSearch {
-  const issues: IssueInput[] = [];
-  for (const name of Object.keys(query)) {
-    if (!(SEARCH_PARAMETERS as readonly string[]).includes(name)) issues.push({ code: 'not-supported', diagnostics: `unknown search parameter ${name}; supported: ${SEARCH_PARAMETERS.join(', ')}` });
-  }
+  const issues: IssueInput[] = unknownSearchParameters(query, SEARCH_PARAMETERS);
   for (const name of ['patient:identifier', 'status', '_count', '_cursor']) {
     if (Array.isArray(query[name])) issues.push({ code: 'value', diagnostics: `${name} may be given once` });
   }
