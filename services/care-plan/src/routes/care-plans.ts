@@ -1,10 +1,9 @@
 import { principal } from '@cmc/auth';
-import { MAX_PAGE_SIZE, NHS_NUMBER_SYSTEM, OperationOutcomeError, encodeCursor, forbidden, idSchema, isUuid, notFound, searchsetBundle, searchsetBundleJson, weakEtag } from '@cmc/fhir';
+import { MAX_PAGE_SIZE, NHS_NUMBER_SYSTEM, OperationOutcomeError, encodeCursor, forbidden, idSchema, isUuid, notFound, searchsetBundle, searchsetBundleJson, unknownSearchParameters, weakEtag } from '@cmc/fhir';
 import { errorResponses, fhirResource } from '@cmc/http';
 import type { ServiceContext } from '@cmc/service';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { AllergyIntolerance, Bundle, CarePlan } from 'fhir/r4';
-import type { Kysely } from 'kysely';
 import { allergiesOfPlans, findAllergy, findPlanToServe, findPlanVersion, listPlanVersions, plansOfPatient, plansToServe, type ServedPlanRow } from '../db/plan-repository';
 import type { CarePlanDB } from '../db/schema';
 import { createPlan, factsOf, publishPlan, submitPlan, updatePlanContent, withdrawPlan } from '../domain/plans';
@@ -70,7 +69,7 @@ export async function carePlanRoutes(app: FastifyInstance, ctx: ServiceContext<C
   const readGuarded = async <T>(
     request: FastifyRequest<{ Params: { id: string } }>,
     interaction: 'read' | 'vread' | 'history',
-    serve: (db: Kysely<CarePlanDB>, row: ServedPlanRow) => Promise<{ value: T; versionIds: string[] }>,
+    serve: (row: ServedPlanRow) => Promise<{ value: T; versionIds: string[] }>,
   ): Promise<T> => {
     const who = principal(request);
     const { id } = request.params;
@@ -84,7 +83,7 @@ export async function carePlanRoutes(app: FastifyInstance, ctx: ServiceContext<C
       await access.record(request, { interaction, outcome: 'refused', outcomeReason: reason, entities: [entity(String(row.version_id))] });
       throw forbidden(reason);
     }
-    const served = await serve(database.db, row);
+    const served = await serve(row);
     await access.record(request, { interaction, outcome: 'allowed', entities: served.versionIds.map(entity) });
     return served.value;
   };
@@ -183,7 +182,7 @@ export async function carePlanRoutes(app: FastifyInstance, ctx: ServiceContext<C
       schema: { tags: ['CarePlan'], summary: 'Read a plan', params: idParams, response: { 200: fhirResource('CarePlan', 'The current version'), ...errorResponses } },
     },
     async (request, reply) => {
-      const row = await readGuarded(request, 'read', async (_db, r) => ({ value: r, versionIds: [String(r.version_id)] }));
+      const row = await readGuarded(request, 'read', async (r) => ({ value: r, versionIds: [String(r.version_id)] }));
       return sendPlan(request, reply, { id: row.id, version_id: row.version_id, updated_at: row.updated_at, resource: row.resource_json });
     },
   );
@@ -201,8 +200,8 @@ export async function carePlanRoutes(app: FastifyInstance, ctx: ServiceContext<C
     },
     async (request, reply) => {
       const vid = Number(request.params.vid);
-      const version = await readGuarded(request, 'vread', async (db, row) => {
-        const v = vid <= row.version_id ? await findPlanVersion(db, row.id, vid) : undefined;
+      const version = await readGuarded(request, 'vread', async (row) => {
+        const v = vid <= row.version_id ? await findPlanVersion(database.db, row.id, vid) : undefined;
         if (!v) throw notFound(`CarePlan/${row.id}/_history/${request.params.vid} is not known`);
         return { value: v, versionIds: [String(vid)] };
       });
@@ -217,8 +216,8 @@ export async function carePlanRoutes(app: FastifyInstance, ctx: ServiceContext<C
       schema: { tags: ['CarePlan'], summary: 'Every version of a plan, newest first', params: idParams, response: { 200: fhirResource('Bundle', 'A history Bundle'), ...errorResponses } },
     },
     async (request, reply) => {
-      const bundle = await readGuarded(request, 'history', async (db, row) => {
-        const versions = await listPlanVersions(db, row.id);
+      const bundle = await readGuarded(request, 'history', async (row) => {
+        const versions = await listPlanVersions(database.db, row.id);
         const history: Bundle<CarePlan> = {
           resourceType: 'Bundle',
           type: 'history',
@@ -336,8 +335,8 @@ export async function carePlanRoutes(app: FastifyInstance, ctx: ServiceContext<C
     },
     async (request, reply) => {
       const who = principal(request);
-      const unknown = Object.keys(request.query).filter((k) => k !== 'patient:identifier' && k !== '_count');
-      if (unknown.length > 0) throw new OperationOutcomeError(400, unknown.map((k) => ({ code: 'not-supported' as const, diagnostics: `unknown search parameter ${k}; supported: patient:identifier, _count` })));
+      const unknown = unknownSearchParameters(request.query, ['patient:identifier', '_count']);
+      if (unknown.length > 0) throw new OperationOutcomeError(400, unknown);
       const search = parsePlanSearch(request.query, who);
       const plans = (await plansOfPatient(database.db, search.nhsNumber)).filter((r) => mayRead(who, factsOf(r)));
       const found = (await allergiesOfPlans(database.db, plans.map((p) => p.id))).slice(0, search.limit);
