@@ -1,7 +1,7 @@
 import { makeEvent, TOPICS, dlqTopic, type CloudEvent } from '@cmc/contracts';
-import { createDatabase, migrateToLatest, type Database, type Generated, type Kysely } from '@cmc/db';
-import { EventConsumer, eventTablesV1, eventTablesV2, toMessage, type EventsTables, type IncomingMessage, type Transport } from '@cmc/events';
-import { TRANSPORTS, collect, newTransport, randomNhsNumber, testDatabaseUrl, testLogger, uniqueName, waitFor, waitForMessages } from '@cmc/test-support';
+import type { Database, Generated } from '@cmc/db';
+import { EventConsumer, toMessage, type EventsTables, type IncomingMessage, type Transport } from '@cmc/events';
+import { TRANSPORTS, collect, eventsTestDatabase, newTransport, randomNhsNumber, testLogger, uniqueName, waitFor, waitForMessages } from '@cmc/test-support';
 import { randomUUID } from 'node:crypto';
 
 interface TestDB extends EventsTables {
@@ -38,22 +38,14 @@ describe.each(TRANSPORTS)('a batch consumer over the %s transport', (kind) => {
 
   beforeAll(async () => {
     transport = await newTransport(kind);
-    const schema = uniqueName('batch');
-    database = createDatabase<TestDB>({ url: testDatabaseUrl(), schema });
-    await migrateToLatest(database.db as Kysely<unknown>, schema, {
-      '2026-12-02T00-test': {
-        up: async (db) => {
-          await eventTablesV1(db);
-          await eventTablesV2(db);
-          await db.schema
-            .createTable('effects')
-            .addColumn('seq', 'bigserial', (c) => c.primaryKey())
-            .addColumn('event_id', 'uuid', (c) => c.notNull())
-            .addColumn('nhs_number', 'text', (c) => c.notNull())
-            .addColumn('n', 'integer', (c) => c.notNull())
-            .execute();
-        },
-      },
+    database = await eventsTestDatabase<TestDB>('batch', async (db) => {
+      await db.schema
+        .createTable('effects')
+        .addColumn('seq', 'bigserial', (c) => c.primaryKey())
+        .addColumn('event_id', 'uuid', (c) => c.notNull())
+        .addColumn('nhs_number', 'text', (c) => c.notNull())
+        .addColumn('n', 'integer', (c) => c.notNull())
+        .execute();
     });
     consumer = new EventConsumer<TestDB>({
       name: 'test.batch',

@@ -1,7 +1,7 @@
 import { makeEvent, TOPICS, dlqTopic, type CloudEvent } from '@cmc/contracts';
-import { createDatabase, migrateToLatest, sql, type Database, type Kysely } from '@cmc/db';
-import { EventConsumer, SqlTransport, eventTablesV1, eventTablesV2, isInfrastructureError, toMessage, type EventsTables, type Transport } from '@cmc/events';
-import { TRANSPORTS, collect, newTransport, randomNhsNumber, testDatabaseUrl, testLogger, uniqueName, waitFor, waitForMessages } from '@cmc/test-support';
+import { createDatabase, sql, type Database } from '@cmc/db';
+import { EventConsumer, SqlTransport, isInfrastructureError, toMessage, type EventsTables, type Transport } from '@cmc/events';
+import { TRANSPORTS, collect, eventsTestDatabase, newTransport, randomNhsNumber, testDatabaseUrl, testLogger, uniqueName, waitFor, waitForMessages } from '@cmc/test-support';
 import { randomUUID } from 'node:crypto';
 
 interface TestDB extends EventsTables {
@@ -34,16 +34,8 @@ describe.each(TRANSPORTS)('an idempotent consumer over the %s transport', (kind)
 
   beforeAll(async () => {
     transport = await newTransport(kind);
-    const schema = uniqueName('consumer');
-    database = createDatabase<TestDB>({ url: testDatabaseUrl(), schema });
-    await migrateToLatest(database.db as Kysely<unknown>, schema, {
-      '2026-11-24T00-test': {
-        up: async (db) => {
-          await eventTablesV1(db);
-          await eventTablesV2(db);
-          await db.schema.createTable('effects').addColumn('event_id', 'uuid').addColumn('nhs_number', 'text').execute();
-        },
-      },
+    database = await eventsTestDatabase<TestDB>('consumer', async (db) => {
+      await db.schema.createTable('effects').addColumn('event_id', 'uuid').addColumn('nhs_number', 'text').execute();
     });
     consumer = new EventConsumer<TestDB>({
       name: 'test.effects',

@@ -1,15 +1,10 @@
 import { TOPICS } from '@cmc/contracts';
-import { createDatabase, migrateToLatest, type Database, type Kysely } from '@cmc/db';
-import { OutboxRelay, eventTablesV1, eventTablesV2, publish, type EventsTables, type Transport } from '@cmc/events';
-import { TRANSPORTS, collect, newTransport, randomNhsNumber, testDatabaseUrl, testLogger, uniqueName, waitFor, waitForMessages } from '@cmc/test-support';
+import type { Database } from '@cmc/db';
+import { OutboxRelay, publish, type EventsTables, type Transport } from '@cmc/events';
+import { TRANSPORTS, collect, eventsTestDatabase, newTransport, randomNhsNumber, testLogger, waitFor, waitForMessages } from '@cmc/test-support';
 import { randomBytes, randomUUID } from 'node:crypto';
 
-async function outboxDatabase(): Promise<Database<EventsTables>> {
-  const schema = uniqueName('relay');
-  const database = createDatabase<EventsTables>({ url: testDatabaseUrl(), schema });
-  await migrateToLatest(database.db as Kysely<unknown>, schema, { '2026-11-24T00-test': { up: async (db) => { await eventTablesV1(db); await eventTablesV2(db); } } });
-  return database;
-}
+const outboxDatabase = (): Promise<Database<EventsTables>> => eventsTestDatabase('relay');
 
 const grant = (nhsNumber: string) =>
   ({

@@ -1,18 +1,11 @@
-import { createDatabase, migrateToLatest, sql, type Database, type Kysely } from '@cmc/db';
-import { eventTablesV1, eventTablesV2, type EventsTables } from '@cmc/events';
+import { createDatabase, sql, type Database, type Kysely } from '@cmc/db';
+import type { EventsTables } from '@cmc/events';
 import { AccessLog } from '@cmc/service';
-import { randomNhsNumber, testDatabaseUrl, uniqueName } from '@cmc/test-support';
+import { eventsTestDatabase, migrateEventTables, randomNhsNumber, testDatabaseUrl, uniqueName } from '@cmc/test-support';
 import Fastify, { type FastifyInstance } from 'fastify';
 
 // The access log's group commit, against the real database: many reads share a commit, yet none is answered
 // before its own entry is durable, and a failed write fails every request whose entry was in it.
-
-async function outboxDatabase(): Promise<Database<EventsTables>> {
-  const schema = uniqueName('accesslog');
-  const database = createDatabase<EventsTables>({ url: testDatabaseUrl(), schema });
-  await migrateToLatest(database.db as Kysely<unknown>, schema, { '2026-11-24T00-test': { up: async (db) => { await eventTablesV1(db); await eventTablesV2(db); } } });
-  return database;
-}
 
 /** A route that serves "patient data" only after its access entry is recorded. */
 function appWith(access: AccessLog<EventsTables>): FastifyInstance {
@@ -28,7 +21,7 @@ describe('the access log (group commit)', () => {
   let database: Database<EventsTables>;
 
   beforeAll(async () => {
-    database = await outboxDatabase();
+    database = await eventsTestDatabase<EventsTables>('accesslog');
   });
   afterAll(async () => {
     await sql`drop schema if exists ${sql.id(database.schema)} cascade`.execute(database.db);
@@ -76,7 +69,7 @@ describe('the access log (group commit)', () => {
       expect(responses.filter((r) => r.body.includes('the plan'))).toEqual([]);
       expect(access.stats.entries).toBe(0);
 
-      await migrateToLatest(broken.db as Kysely<unknown>, broken.schema, { '2026-11-24T00-test': { up: async (db) => { await eventTablesV1(db); await eventTablesV2(db); } } });
+      await migrateEventTables(broken.db as Kysely<unknown>, broken.schema);
       const after = await app.inject({ method: 'GET', url: `/read/${randomNhsNumber()}` });
       expect(after.statusCode).toBe(200);
       expect(access.stats.entries).toBe(1);

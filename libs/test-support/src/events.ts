@@ -1,5 +1,6 @@
 import { ALL_TOPICS } from '@cmc/contracts';
-import { KafkaTransport, SqlTransport, type IncomingMessage, type Transport } from '@cmc/events';
+import { createDatabase, migrateToLatest, type Database, type Kysely } from '@cmc/db';
+import { KafkaTransport, SqlTransport, eventTablesV1, eventTablesV2, type IncomingMessage, type Transport } from '@cmc/events';
 import { Kafka, logLevel } from 'kafkajs';
 import { testDatabaseUrl, testKafkaBrokers, testLogger, uniqueName, waitFor } from './index';
 
@@ -54,4 +55,25 @@ export async function waitForMessages(messages: IncomingMessage[], n: number, pr
     const found = messages.filter(pred);
     return found.length >= n ? found : undefined;
   }, timeoutMs, `${n} message(s)`);
+}
+
+/** Creates the event tables (outbox, processed_events, dead_letters) in `schema`, then `more`: the test's own tables. */
+export async function migrateEventTables(db: Kysely<unknown>, schema: string, more?: (db: Kysely<unknown>) => Promise<void>): Promise<void> {
+  await migrateToLatest(db, schema, {
+    '2026-11-24T00-test': {
+      up: async (trx) => {
+        await eventTablesV1(trx);
+        await eventTablesV2(trx);
+        await more?.(trx);
+      },
+    },
+  });
+}
+
+/** A database in a schema of its own (named after `prefix`) holding the event tables and `more`. */
+export async function eventsTestDatabase<DB>(prefix: string, more?: (db: Kysely<unknown>) => Promise<void>): Promise<Database<DB>> {
+  const schema = uniqueName(prefix);
+  const database = createDatabase<DB>({ url: testDatabaseUrl(), schema });
+  await migrateEventTables(database.db as Kysely<unknown>, schema, more);
+  return database;
 }
