@@ -10,7 +10,7 @@
 import { aCarePlan } from '@cmc/test-support';
 import { performance } from 'node:perf_hooks';
 import { spawnServer } from './server-process';
-import { load, printTable, type LoadResult } from './load';
+import { latencyRow, load, percentile, printTable, type LoadResult } from './load';
 
 const NHS = 'https://fhir.nhs.uk/Id/nhs-number';
 
@@ -21,8 +21,6 @@ interface Ready {
   tokens: { urgentCare: string; clinician: string };
 }
 
-/** Nearest-rank percentile of sorted values. */
-const percentile = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? NaN;
 const ms = (v: number): string => v.toFixed(1);
 
 /** Runs `task` over `items`, `concurrency` at a time; resolves to each item's result and its time in ms. */
@@ -42,10 +40,6 @@ async function timed<T, R>(items: T[], concurrency: number, task: (item: T) => P
   return { results, times };
 }
 
-function latencyLine(label: string, times: number[]): string {
-  const s = [...times].sort((a, b) => a - b);
-  return `| ${label} | ${s.length} | ${ms(percentile(s, 50))} | ${ms(percentile(s, 95))} | ${ms(percentile(s, 99))} | ${ms(s[s.length - 1] ?? NaN)} |`;
-}
 
 (async () => {
   if (!process.env.DATABASE_URL) throw new Error('DATABASE_URL is not set (e.g. postgres://postgres@127.0.0.1:5432/postgres)');
@@ -115,8 +109,8 @@ function latencyLine(label: string, times: number[]): string {
       `\nWriting plans (${ids.length} of each, ${publishConcurrency} at a time, timed in the client; no other load)`,
       '| request | n | p50 ms | p95 ms | p99 ms | max ms |',
       '|---|---:|---:|---:|---:|---:|',
-      latencyLine('POST /fhir/R4/CarePlan (create a draft)', created.times),
-      latencyLine('POST /fhir/R4/CarePlan/{id}/$publish', published.times),
+      latencyRow('POST /fhir/R4/CarePlan (create a draft)', created.times),
+      latencyRow('POST /fhir/R4/CarePlan/{id}/$publish', published.times),
     ];
     process.stdout.write(`${out.join('\n')}\n`);
 

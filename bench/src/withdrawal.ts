@@ -29,6 +29,7 @@ import type { Consent } from 'fhir/r4';
 import { Kafka, logLevel } from 'kafkajs';
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
+import { latencyRow, percentile } from './load';
 
 const TOKEN_LIFETIME_S = 4 * 3600;
 const WITHDRAWAL_REASON_URL = 'https://fhir.cmc.example/StructureDefinition/consent-withdrawal-reason';
@@ -36,8 +37,6 @@ const WITHDRAWAL_REASON_URL = 'https://fhir.cmc.example/StructureDefinition/cons
 /** Wall-clock time in ms with sub-ms resolution, comparable with the database's now() on this machine. */
 const clock = (): number => performance.timeOrigin + performance.now();
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, Math.max(0, ms)));
-/** Nearest-rank percentile of sorted values. */
-const percentile = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? NaN;
 const ms = (v: number): string => (Number.isFinite(v) ? v.toFixed(1) : Number.isNaN(v) ? '–' : 'not down');
 const num = (name: string, fallback: number): number => {
   const v = Number(process.env[name] ?? fallback);
@@ -258,10 +257,7 @@ interface Withdrawal {
     const polls = withdrawals.map((w) => w.polls).sort((a, b) => a - b);
 
     const listening = await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity where query ilike ${`listen cmc_outbox_${consentSchema}%`}`.execute(carePlan.svc.database.db);
-    const stageRow = (label: string, values: number[]) => {
-      const s = [...values].sort((a, b) => a - b);
-      return `| ${label} | ${s.length} | ${ms(percentile(s, 50))} | ${ms(percentile(s, 95))} | ${ms(percentile(s, 99))} | ${ms(s[s.length - 1] ?? NaN)} |`;
-    };
+    const stageRow = (label: string, values: number[]) => latencyRow(label, values, ms);
     const out = [
       `\nConsent withdrawal → flag down, real Kafka (${brokers}); ${withdrawals.length + refused} withdrawals, ${concurrency} at a time;`,
       `time from the withdrawal's HTTP response to the first GET /api/flags/{nhs} (real HTTP, system client, system/Flag.rs) answering hasPlan false, polled every ${pollMs} ms`,
