@@ -1,4 +1,5 @@
 import { TOPICS, type Topic } from './topics';
+import { ORGANISATION_TYPES } from './types';
 
 /**
  * The JSON schema of every event's `data`, keyed by CloudEvents `type`. Each names the topic it travels on.
@@ -92,7 +93,14 @@ export const EVENT_DEFINITIONS = {
   'cmc.identity.organisation-changed.v1': {
     topic: TOPICS.identity,
     doc: 'An organisation was registered or its governance details changed.',
-    schema: closed(['odsCode', 'change'], { odsCode: ods, change: { enum: ['created', 'updated'] }, fields: { type: 'array', maxItems: 20, items: { type: 'string', maxLength: 50 } } }),
+    schema: closed(['odsCode', 'change'], {
+      odsCode: ods,
+      change: { enum: ['created', 'updated'] },
+      fields: { type: 'array', maxItems: 20, items: { type: 'string', maxLength: 50 } },
+      // Optional because events already sent lack them; identity sends both on every change (the reports group by type).
+      organisationType: { enum: ORGANISATION_TYPES },
+      name: { type: 'string', maxLength: 200 },
+    }),
   },
   'cmc.identity.client-registered.v1': {
     topic: TOPICS.identity,

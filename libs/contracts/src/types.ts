@@ -59,6 +59,20 @@ export interface AccessRecordedData {
   purposeOfUse?: string;
 }
 
+/** The kinds of organisation that take part (identity registers each with one). */
+export const ORGANISATION_TYPES = [
+  'care-home',
+  'gp-practice',
+  'hospice',
+  'acute-trust',
+  'community-trust',
+  'ambulance-trust',
+  'nhs-111',
+  'out-of-hours-gp',
+  'service-team',
+] as const;
+export type OrganisationType = (typeof ORGANISATION_TYPES)[number];
+
 type Role = 'clinician' | 'administrator' | 'urgent-care' | 'service-team' | 'patient' | 'proxy';
 
 export interface IdentityEventData {
@@ -69,7 +83,15 @@ export interface IdentityEventData {
   'cmc.identity.login-succeeded.v1': { userId: string; role: Role; organisation?: string; clientAddress?: string; deviceId?: string };
   'cmc.identity.login-failed.v1': { userId?: string; reason: string; clientAddress?: string };
   'cmc.identity.policy-accepted.v1': { userId: string; policyVersion: string };
-  'cmc.identity.organisation-changed.v1': { odsCode: string; change: 'created' | 'updated'; fields?: string[] };
+  'cmc.identity.organisation-changed.v1': {
+    odsCode: string;
+    change: 'created' | 'updated';
+    fields?: string[];
+    /** The organisation's type after the change; absent from older events. */
+    organisationType?: OrganisationType;
+    /** The organisation's name after the change; absent from older events. */
+    name?: string;
+  };
   'cmc.identity.client-registered.v1': { clientId: string; organisation: string; scopes: string[] };
   'cmc.identity.password-reset-requested.v1': { userId: string; email: string; resetUrl: string; expiresAt: string };
   'cmc.identity.invitation-created.v1': { userId: string; email: string; role: 'patient' | 'proxy'; nhsNumber: string; acceptUrl: string; expiresAt: string; invitedBy: string };

@@ -1,19 +1,9 @@
 import type { Generated } from '@cmc/db';
 import type { EventsTables } from '@cmc/events';
 import type { Jwk } from '@cmc/auth';
+import type { OrganisationType } from '@cmc/contracts';
 
-export const ORGANISATION_TYPES = [
-  'care-home',
-  'gp-practice',
-  'hospice',
-  'acute-trust',
-  'community-trust',
-  'ambulance-trust',
-  'nhs-111',
-  'out-of-hours-gp',
-  'service-team',
-] as const;
-export type OrganisationType = (typeof ORGANISATION_TYPES)[number];
+export { ORGANISATION_TYPES, type OrganisationType } from '@cmc/contracts';
 
 /** Data Security and Protection Toolkit attainment, lowest first. */
 export const DSPT_STATUSES = ['none', 'entry-level', 'standards-met', 'standards-exceeded'] as const;

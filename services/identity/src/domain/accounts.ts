@@ -112,7 +112,7 @@ export async function createOrganisation(ctx: IdentityContext, input: Organisati
       source: SERVICE_SOURCE,
       key: input.odsCode,
       requestId,
-      data: { odsCode: input.odsCode, change: 'created' },
+      data: { odsCode: input.odsCode, change: 'created', organisationType: row.type, name: row.name },
     });
     return organisationView(row);
   });
@@ -135,7 +135,8 @@ export async function updateOrganisation(ctx: IdentityContext, odsCode: string, 
       source: SERVICE_SOURCE,
       key: odsCode,
       requestId,
-      data: { odsCode, change: 'updated', fields: Object.keys(patch) },
+      // The current type and name whatever changed, so a consumer needs only the latest event of an organisation.
+      data: { odsCode, change: 'updated', fields: Object.keys(patch), organisationType: row.type, name: row.name },
     });
     return organisationView(row);
   });

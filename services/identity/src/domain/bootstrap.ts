@@ -31,7 +31,7 @@ export async function bootstrapAdmin(ctx: IdentityContext): Promise<'created' | 
         .values({ id: randomUUID(), ods_code: ods, name: 'CMC service team', type: 'service-team', isa_signed_on: today, dspt_status: 'standards-exceeded', dspt_assessed_on: today, outside_secure_network: false, updated_at: new Date() })
         .returning(['id', 'ods_code'])
         .executeTakeFirstOrThrow();
-      await publish(trx, ctx.database.schema, { type: 'cmc.identity.organisation-changed.v1', source: SERVICE_SOURCE, key: ods, data: { odsCode: ods, change: 'created' } });
+      await publish(trx, ctx.database.schema, { type: 'cmc.identity.organisation-changed.v1', source: SERVICE_SOURCE, key: ods, data: { odsCode: ods, change: 'created', organisationType: 'service-team', name: 'CMC service team' } });
     }
     const { id } = await trx
       .insertInto('users')
