@@ -39,6 +39,12 @@ export interface ServiceDefinition<DB extends EventsTables> extends ServiceIdent
    */
   setup?: (ctx: ServiceContext<DB>) => Promise<{ state?: unknown; jwks?: JwksSource }>;
   routes?: (app: FastifyInstance, ctx: ServiceContext<DB>) => Promise<void>;
+  /**
+   * Work the service does on its own besides consuming (e.g. the audit log's checkpointer). Started by
+   * startService after setup (never when the app is only built to print its documents), stopped before the
+   * consumers.
+   */
+  background?: (ctx: ServiceContext<DB>) => Closeable[];
 }
 
 export interface StartOptions {
@@ -150,6 +156,7 @@ export async function startService<DB extends EventsTables>(
 
     const ctx: ServiceContext<DB> = { config, database, transport, logger };
     const app = await buildServiceApp(def, ctx, { ...opts, ...(opts.logger === false ? {} : { logger }) });
+    if (def.background) started.push(...def.background(ctx));
     closeInOrder(app, [...started].reverse());
     await app.ready();
 

@@ -95,7 +95,7 @@ describe('running the service as a login role granted cmc_audit_writer', () => {
     const url = new URL(testDatabaseUrl());
     url.username = login;
     url.password = password;
-    writer = await startTestService(auditService, { transport, issuer, env: { AUDIT_DB_SCHEMA: schema, DATABASE_URL: url.toString() } });
+    writer = await startTestService(auditService, { transport, issuer, env: { AUDIT_DB_SCHEMA: schema, DATABASE_URL: url.toString(), AUDIT_CHECKPOINT_SECONDS: '1' } });
     const event = anAccess();
     await transport.publish([{ topic: 'cmc.access.v1', key: event.partitionkey, value: JSON.stringify(event), headers: {} }]);
     await waitFor(async () => (await writer!.database.db.selectFrom('audit_log').select('seq').where('event_id', '=', event.id).executeTakeFirst()) ?? undefined, 20_000, 'the entry');
@@ -103,5 +103,13 @@ describe('running the service as a login role granted cmc_audit_writer', () => {
     expect(rows[0]!.user).toBe(login);
     await expect(sql`update audit_log set outcome = 'refused'`.execute(writer.database.db)).rejects.toThrow('permission denied for table audit_log');
     expect(await verifyChain(writer.database.db)).toMatchObject({ ok: true, entriesChecked: 1 });
+  });
+
+  it('when it runs as that role, then its checkpointer signs and stores checkpoints, and checkpoints and tree nodes cannot be changed by it', async () => {
+    await waitFor(async () => (await writer!.database.db.selectFrom('audit_checkpoint').select('tree_size').executeTakeFirst()) ?? undefined, 20_000, 'a checkpoint');
+    for (const table of ['audit_checkpoint', 'audit_merkle_node']) {
+      await expect(sql`delete from ${sql.table(table)}`.execute(writer!.database.db)).rejects.toThrow(`permission denied for table ${table}`);
+    }
+    await expect(sql`update audit_checkpoint set origin = 'x'`.execute(admin.db)).rejects.toThrow('append-only: UPDATE refused');
   });
 });

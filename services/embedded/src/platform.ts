@@ -8,6 +8,7 @@ import { buildGateway } from '@cmc/gateway';
 import { loadServiceConfig, startService, type RunningService, type ServiceDefinition, type StartOptions } from '@cmc/service';
 import type { EventsTables } from '@cmc/events';
 import type { FastifyInstance } from 'fastify';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 
 /** Every service that exists, in start order (producers before the consumers of their events is not needed:
@@ -55,6 +56,12 @@ export async function startPlatform(opts: PlatformOptions = {}): Promise<Platfor
     env.DATABASE_URL = pg.url;
   }
   if (!env.EVENT_TRANSPORT) env.EVENT_TRANSPORT = env.KAFKA_BROKERS ? 'kafka' : 'sql';
+  // The audit log's checkpoint key outlives a restart (earlier checkpoints keep verifying); the audit service
+  // makes the file at first start. Beside the data, never in the database it signs for.
+  if (!env.AUDIT_SIGNING_KEY && !env.AUDIT_SIGNING_KEY_FILE) {
+    mkdirSync(path.resolve(own.CMC_DATA_DIR), { recursive: true });
+    env.AUDIT_SIGNING_KEY_FILE = path.resolve(own.CMC_DATA_DIR, 'audit-signing-key.pem');
+  }
 
   const started: Platform['services'] = [];
   const stopAll = async (): Promise<void> => {

@@ -22,6 +22,26 @@ export interface AuditLogTable {
   hash: Buffer;
 }
 
+/** A perfect subtree of the Merkle tree, level >= 4 (16 leaves and up); see domain/merkle.ts. */
+export interface AuditMerkleNodeTable {
+  level: number;
+  /** The subtree covers leaves [idx * 2^level, (idx + 1) * 2^level); pg returns bigint as a string. */
+  idx: string;
+  hash: Buffer;
+}
+
+/** A signed checkpoint; see domain/checkpoint.ts. */
+export interface AuditCheckpointTable {
+  tree_size: string;
+  root_hash: Buffer;
+  signed_at: Date;
+  origin: string;
+  key_id: string;
+  signature: Buffer;
+}
+
 export interface AuditDB extends EventsTables {
   audit_log: AuditLogTable;
+  audit_merkle_node: AuditMerkleNodeTable;
+  audit_checkpoint: AuditCheckpointTable;
 }
