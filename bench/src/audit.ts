@@ -1,10 +1,12 @@
 /**
- * The audit log's append and verification costs (issue #7, first slice). In a fresh schema of DATABASE_URL:
+ * The audit log's append, checkpoint, proof and verification costs (issue #7). In a fresh schema of DATABASE_URL:
  *  1. BENCH_AUDIT_EVENTS access events (default 20000) through the audit service's consumer code, one message
  *     at a time as one partition is consumed: a transaction each with its processed_events row, the advisory
  *     lock, the head read and the insert (no transport in between: this is the log's own cost);
  *  2. as many again appended in batches of BENCH_AUDIT_BATCH (default 500) per transaction;
- *  3. verification of the whole chain (both sets), timed;
+ *  3. the log grown to BENCH_AUDIT_VERIFY_ENTRIES (default both sets: 2 x BENCH_AUDIT_EVENTS), checkpoints
+ *     signed over it (100,000 entries a step), 1,000 inclusion proofs of random entries (hashes, time, each
+ *     verified) and 100 consistency proofs timed, then verification of the chain and the checkpoints, timed;
  *  4. unless BENCH_AUDIT_KAFKA=0, through the real consumer over Kafka (KAFKA_BROKERS, default
  *     127.0.0.1:9092; topics under a unique prefix, deleted at the end), the audit consumer definition as the
  *     service runs it (batches of its batchHandler), each into a fresh log schema:
@@ -12,15 +14,32 @@
  *        from its start (group join included) and from its first to its last append;
  *     b. live: the consumer started and joined, then as many events published as fast as the producer goes
  *        (chunks of 500); entries/s from the first publish until all are in the log, and the lag from each
- *        event's time to its appended_at (p50, p95, max).
+ *        event's time to its appended_at (p50, p95, max);
+ *     c. paced: as live, published at BENCH_AUDIT_RATE events/s (default 5,000: the issue's sustained rate).
+ *     The service's checkpointer runs beside the consumer in each (every 1,000 entries or 10 s).
  * Drops its schemas at the end. Needs DATABASE_URL. Prints figures; asserts nothing.
  */
-import { AUDIT_CONSUMER, appendEvents, auditConsumer, auditService, verifyChain, type AuditDB } from '@cmc/audit-service';
+import {
+  AUDIT_CONSUMER,
+  appendEvents,
+  auditConsumer,
+  auditService,
+  checkpointStep,
+  consistencyProof,
+  generateSigningKey,
+  inclusionProof,
+  leafHash,
+  startCheckpointer,
+  verifyChain,
+  verifyInclusion,
+  type AuditDB,
+} from '@cmc/audit-service';
 import { ALL_TOPICS, makeEvent, TOPICS, topicOf, type CloudEvent } from '@cmc/contracts';
 import { createDatabase, migrateToLatest, sql, type Kysely } from '@cmc/db';
 import { EventConsumer, KafkaTransport, SqlTransport, toMessage } from '@cmc/events';
 import { createLogger, type Logger } from '@cmc/logging';
 import { Kafka, logLevel } from 'kafkajs';
+import { percentile } from './load';
 import { randomNhsNumber } from '@cmc/test-support';
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
@@ -66,15 +85,25 @@ interface KafkaRun {
 }
 
 /** One run through the audit consumer over Kafka, into a fresh log schema; see the header. */
-async function viaKafka(url: string, brokers: string[], n: number, mode: 'backlog' | 'live', logger: Logger): Promise<KafkaRun> {
+async function viaKafka(url: string, brokers: string[], n: number, mode: 'backlog' | 'live' | 'paced', logger: Logger, rate = 5000): Promise<KafkaRun> {
   const suffix = randomBytes(4).toString('hex');
   const prefix = `bench_${suffix}.`;
   const database = createDatabase<AuditDB>({ url, schema: `bench_audit_k${suffix}`, poolMax: 4 });
   const transport = new KafkaTransport({ brokers, clientId: `bench-audit-${suffix}`, topicPrefix: prefix, partitions: 3, logger });
   let consumer: EventConsumer<AuditDB> | undefined;
+  // The service's checkpointer runs beside the consumer, as in production (every 1,000 entries or 10 s).
+  const signer = generateSigningKey('bench.audit');
+  let checkpointer: ReturnType<typeof startCheckpointer> | undefined;
   const publishAll = async (): Promise<void> => {
-    for (let i = 0; i < n; i += 500) {
-      const chunk = Array.from({ length: Math.min(500, n - i) }, (_, j) => anAccess(i + j));
+    // paced: chunks of `rate / 10` every 100 ms, so the log is fed at `rate` events/s and the lag is the log's own.
+    const chunkSize = mode === 'paced' ? Math.max(1, Math.round(rate / 10)) : 500;
+    const t0 = performance.now();
+    for (let i = 0, k = 0; i < n; i += chunkSize, k++) {
+      if (mode === 'paced') {
+        const wait = t0 + k * 100 - performance.now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      }
+      const chunk = Array.from({ length: Math.min(chunkSize, n - i) }, (_, j) => anAccess(i + j));
       await transport.publish(chunk.map(asMessage));
     }
   };
@@ -102,6 +131,7 @@ async function viaKafka(url: string, brokers: string[], n: number, mode: 'backlo
         ...(def.batchHandler ? { batchHandler: def.batchHandler } : {}),
         logger,
       });
+    checkpointer = startCheckpointer(database.db, signer, { entries: 1000, seconds: 10 }, logger);
     let t0: number;
     let base = 0;
     if (mode === 'backlog') {
@@ -124,6 +154,8 @@ async function viaKafka(url: string, brokers: string[], n: number, mode: 'backlo
     const stats = JSON.stringify(consumer.stats);
     await consumer.stop();
     consumer = undefined;
+    await checkpointer.close();
+    checkpointer = undefined;
     const { rows } = await sql<{ span_ms: number; p50: number; p95: number; max: number }>`
       with e as (select appended_at, extract(epoch from appended_at - (event::jsonb->>'time')::timestamptz) * 1000 as lag
                  from audit_log where seq > ${base})
@@ -133,7 +165,7 @@ async function viaKafka(url: string, brokers: string[], n: number, mode: 'backlo
              max(lag) as max
       from e`.execute(database.db);
     const r = rows[0]!;
-    const chain = await verifyChain(database.db);
+    const chain = await verifyChain(database.db, { keys: [{ origin: signer.origin, keyId: signer.keyId, publicKey: signer.publicKey }] });
     return {
       mode,
       n,
@@ -143,10 +175,11 @@ async function viaKafka(url: string, brokers: string[], n: number, mode: 'backlo
       lagP95Ms: Number(r.p95),
       lagMaxMs: Number(r.max),
       stats,
-      chainOk: chain.ok && chain.entriesChecked === base + n,
+      chainOk: chain.ok && chain.entriesChecked === base + n && chain.checkpointsChecked > 0,
     };
   } finally {
     await consumer?.stop();
+    await checkpointer?.close();
     await transport.close();
     const admin = new Kafka({ brokers, clientId: `bench-cleanup-${suffix}`, logLevel: logLevel.NOTHING }).admin();
     try {
@@ -198,8 +231,49 @@ async function main(): Promise<void> {
     }
     const batchedMs = performance.now() - t;
 
+    // Optionally grow the log to BENCH_AUDIT_VERIFY_ENTRIES for the verification figure (1,000,000 for the
+    // issue's target; it takes minutes to fill).
+    const target = num('BENCH_AUDIT_VERIFY_ENTRIES', 2 * n);
+    for (let have = 2 * n; have < target; have += 1000) {
+      const fill = Array.from({ length: Math.min(1000, target - have) }, (_, i) => anAccess(have + i));
+      await database.db.transaction().execute((trx) => appendEvents(trx, fill));
+    }
+
+    // Checkpoints over the whole log, 100,000 entries a step (as the job works off a backlog).
+    const signer = generateSigningKey('bench.audit');
     t = performance.now();
-    const result = await verifyChain(database.db);
+    let signed = 0;
+    let head = 0;
+    for (let c = await checkpointStep(database.db, signer, { minEntries: 1, maxAgeMs: 0, maxEntries: 100_000 }); c; c = await checkpointStep(database.db, signer, { minEntries: 1, maxAgeMs: 0, maxEntries: 100_000 })) {
+      signed++;
+      head = c.treeSize;
+    }
+    const checkpointMs = performance.now() - t;
+    const latest = (await database.db.selectFrom('audit_checkpoint').selectAll().where('tree_size', '=', String(head)).executeTakeFirstOrThrow());
+
+    // Inclusion proofs of 1,000 random entries in the newest checkpoint, each checked; and consistency proofs.
+    const proofMs: number[] = [];
+    const proofHashes: number[] = [];
+    for (let i = 0; i < 1000; i++) {
+      const seq = 1 + Math.floor(Math.random() * head);
+      const p0 = performance.now();
+      const proof = await inclusionProof(database.db, seq, head);
+      proofMs.push(performance.now() - p0);
+      proofHashes.push(proof.path.length);
+      if (!verifyInclusion(leafHash(proof.entryHash), seq - 1, head, proof.path, latest.root_hash)) throw new Error(`inclusion proof of ${seq} does not verify`);
+    }
+    proofMs.sort((a, b) => a - b);
+    const consistencyMs: number[] = [];
+    for (let i = 0; i < 100; i++) {
+      const first = 1 + Math.floor(Math.random() * head);
+      const p0 = performance.now();
+      await consistencyProof(database.db, first, head);
+      consistencyMs.push(performance.now() - p0);
+    }
+    consistencyMs.sort((a, b) => a - b);
+
+    t = performance.now();
+    const result = await verifyChain(database.db, { keys: [{ origin: signer.origin, keyId: signer.keyId, publicKey: signer.publicKey }] });
     const verifyMs = performance.now() - t;
     const { bytes } = (await sql<{ bytes: string }>`select pg_total_relation_size('audit_log') as bytes`.execute(database.db)).rows[0]!;
 
@@ -209,14 +283,22 @@ async function main(): Promise<void> {
         `audit log, ${n.toLocaleString('en-GB')} access events each way (consumer stats: ${JSON.stringify(consumer.stats)})`,
         `  through the consumer, one transaction per event: ${(perEventMs / 1000).toFixed(2)} s, ${rate(n, perEventMs)} entries/s`,
         `  appendEvents, ${batch} per transaction:           ${(batchedMs / 1000).toFixed(2)} s, ${rate(n, batchedMs)} entries/s`,
-        `  verification of ${result.entriesChecked.toLocaleString('en-GB')} entries (ok: ${result.ok}): ${(verifyMs / 1000).toFixed(2)} s, ${rate(result.entriesChecked, verifyMs)} entries/s`,
+        `  checkpoints over ${head.toLocaleString('en-GB')} entries (${signed} signed, 100,000 a step): ${(checkpointMs / 1000).toFixed(2)} s, ${rate(head, checkpointMs)} entries/s`,
+        `  inclusion proofs in a tree of ${head.toLocaleString('en-GB')}: ${Math.min(...proofHashes)}-${Math.max(...proofHashes)} hashes (log2 n = ${Math.log2(head).toFixed(1)}), p50 ${percentile(proofMs, 50).toFixed(2)} ms, p95 ${percentile(proofMs, 95).toFixed(2)} ms, p99 ${percentile(proofMs, 99).toFixed(2)} ms (1,000, each verified)`,
+        `  consistency proofs to ${head.toLocaleString('en-GB')}: p50 ${percentile(consistencyMs, 50).toFixed(2)} ms, p95 ${percentile(consistencyMs, 95).toFixed(2)} ms (100)`,
+        `  verification of ${result.entriesChecked.toLocaleString('en-GB')} entries and ${result.checkpointsChecked} checkpoints (ok: ${result.ok}): ${(verifyMs / 1000).toFixed(2)} s, ${rate(result.entriesChecked, verifyMs)} entries/s; 1,000,000 would take about ${((verifyMs / result.entriesChecked) * 1000).toFixed(1)} s`,
         `  table with indexes: ${(Number(bytes) / 1024 / 1024).toFixed(1)} MiB`,
         '',
       ].join('\n'),
     );
     if (process.env.BENCH_AUDIT_KAFKA !== '0') {
       const brokers = (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
-      const runs = [await viaKafka(url, brokers, n, 'backlog', logger), await viaKafka(url, brokers, n, 'live', logger)];
+      const pacedRate = num('BENCH_AUDIT_RATE', 5000);
+      const runs = [
+        await viaKafka(url, brokers, n, 'backlog', logger),
+        await viaKafka(url, brokers, n, 'live', logger),
+        await viaKafka(url, brokers, n, 'paced', logger, pacedRate),
+      ];
       const pad = (v: string, w: number) => v.padStart(w);
       process.stdout.write(
         [
@@ -228,6 +310,7 @@ async function main(): Promise<void> {
           ),
           '  backlog: wall from consumer start (group join included); lag there is mostly time queued before the start.',
           '  live: wall from the first publish until all are in the log (producer included); lag = event time -> appended_at.',
+          `  paced: published at ${pacedRate.toLocaleString('en-GB')} events/s (the issue's sustained rate); lag as live. The checkpointer runs beside the consumer in every mode.`,
           '',
         ].join('\n'),
       );

@@ -51,9 +51,13 @@ export function accessEvent(service: string, request: FastifyRequest, record: Ac
   return makeEvent({ type: 'cmc.access.recorded.v1', source: `/cmc/${service}`, key, data, requestId: String(request.id) });
 }
 
+/** Most entities one access event holds (its contract's maxItems); a larger access is split into several. */
+export const MAX_ACCESS_ENTITIES = 1000;
+
 /**
  * Writes the access entry for patient data about to be served (or refused) to the outbox, in the caller's
- * transaction: commit it before sending the data, and the audit log is sure to receive it.
+ * transaction: commit it before sending the data, and the audit log is sure to receive it. An access naming
+ * more entities than one event holds is written as several events in the same statement (all or none).
  */
 export async function recordAccess<DB extends EventsTables>(
   trx: Transaction<DB> | Kysely<DB>,
@@ -62,7 +66,9 @@ export async function recordAccess<DB extends EventsTables>(
   request: FastifyRequest,
   record: AccessRecord,
 ): Promise<void> {
-  await publishMany(trx, schema, [accessEvent(service, request, record)]);
+  const parts: AccessRecord[] = [];
+  for (let i = 0; i === 0 || i < record.entities.length; i += MAX_ACCESS_ENTITIES) parts.push({ ...record, entities: record.entities.slice(i, i + MAX_ACCESS_ENTITIES) });
+  await publishMany(trx, schema, parts.map((part) => accessEvent(service, request, part)));
 }
 
 interface Waiting {

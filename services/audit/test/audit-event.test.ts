@@ -216,6 +216,7 @@ describe('FHIR AuditEvent', () => {
       ['_count=0', '_count'],
       ['_count=1&_count=2', '_count'],
       ['_cursor=bogus', '_cursor'],
+      [`patient=${Array.from({ length: 101 }, () => randomNhsNumber()).join(',')}`, 'at most 100 per search'],
     ] as const) {
       const res = await get(`/fhir/R4/AuditEvent?${query}`);
       expect(res.statusCode).toBe(400);
@@ -223,6 +224,26 @@ describe('FHIR AuditEvent', () => {
       expect(outcome.resourceType).toBe('OperationOutcome');
       expect(outcome.issue.map((i) => i.diagnostics).join(' ')).toContain(words);
     }
+  });
+
+  it('when an entry names 1,000 patients and a search for one of them and another serves it, then 200, and the search is recorded in as many access events as it takes', async () => {
+    const many = Array.from({ length: 1000 }, () => randomNhsNumber());
+    const other = randomNhsNumber();
+    const big = anAccess(many, { agent: user(uniqueName('bulk')), interaction: 'search', recordedAt: '2026-03-14T09:00:00.000Z' });
+    await svc.database.db.transaction().execute((trx) => appendEvents(trx, [big]));
+    // Another member of the team, so this search does not show among the ones the last test looks for.
+    const res = await get(`/fhir/R4/AuditEvent?patient=${many[0]!},${other}&date=lt2026-04`, issuer.bearer({ sub: uniqueName('st'), role: 'service-team', org: 'X26' }));
+    expect(res.statusCode).toBe(200);
+    expect((res.json<Bundle<AuditEvent>>().entry ?? []).map((e) => e.resource!.id)).toContain(big.id);
+    const recorded = await svc.database.db
+      .selectFrom('outbox')
+      .select('payload')
+      .where('type', '=', 'cmc.access.recorded.v1')
+      .where(sql<boolean>`payload::jsonb #>> '{data,query}' like ${`%${many[0]!},${other}%`}`)
+      .execute();
+    const named = recorded.flatMap((r) => (JSON.parse(r.payload) as { data: { entities: { nhsNumber?: string }[] } }).data.entities.map((e) => e.nhsNumber));
+    expect(recorded.length).toBeGreaterThanOrEqual(2);
+    expect(new Set(named)).toEqual(new Set([...many, other]));
   });
 
   it('when anyone but the service team asks, then 403 recorded as refused; with no token, 401', async () => {

@@ -9,6 +9,7 @@ import { randomNhsNumber } from '@cmc/test-support';
 import { createHash, randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import { appendEvents, canonicalJson, entriesAfter, verifyChain, type AuditDB } from '../src';
+import { entryOf, entryText } from '../src/domain/chain';
 import { runVerifyCommand } from '../src/verify-command';
 import { aFreshLog, anAccess, tamper } from './support';
 
@@ -20,6 +21,18 @@ describe('the canonical form', () => {
   it('when keys come in any order, then the same text: sorted keys, no whitespace, undefined left out', () => {
     expect(canonicalJson({ b: [2, { z: 1, a: 'x' }], a: null, c: undefined })).toBe('{"a":null,"b":[2,{"a":"x","z":1}]}');
     expect(canonicalJson({ a: 1, b: 2 })).toBe(canonicalJson({ b: 2, a: 1 }));
+  });
+
+  it('when an entry is written out by the fast form verification uses, then it is exactly the canonical JSON of its columns', () => {
+    const entries = [
+      { ...entryOf(anAccess([randomNhsNumber(), randomNhsNumber()]), new Date()), agentRole: null },
+      entryOf(makeEvent({ type: 'cmc.identity.login-failed.v1', source: '/t', key: 'k', data: { reason: 'bad "password" \\ \u2028 caf\u00e9 \ud83d\ude00' } }), new Date(0)),
+      { ...entryOf(anAccess([]), new Date(Date.UTC(2026, 0, 1, 23, 59, 59, 999))), agentId: 'o\'brien\n\t', nhsNumbers: [] },
+    ];
+    for (const [i, e] of entries.entries()) {
+      const columns = { ...e, seq: i + 1, recordedAt: e.recordedAt.toISOString(), appendedAt: e.appendedAt.toISOString() };
+      expect(entryText(i + 1, columns)).toBe(canonicalJson(columns));
+    }
   });
 });
 

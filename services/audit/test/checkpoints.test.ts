@@ -120,6 +120,13 @@ describe('verification with checkpoints catches what the chain alone cannot', ()
     expect(result.firstProblem).toMatchObject({ seq: 40, kind: 'checkpoint-beyond-log' });
   });
 
+  it('when a stored Merkle node was changed, then the checkpointer refuses to grow the tree from it and signs nothing', async () => {
+    // The tree of 40 is the subtree of leaves 0-31 (level 5) and 8 more: the first is stored.
+    await tamper(database, sql`update audit_merkle_node set hash = set_byte(hash, 0, get_byte(hash, 0) # 1) where level = 5 and idx = 0`);
+    await expect(checkpointStep(database.db, signer, { ...everyStep, maxEntries: 100 })).rejects.toThrow('the stored Merkle tree does not give the root of checkpoint 40');
+    expect(await database.db.selectFrom('audit_checkpoint').select('tree_size').where('tree_size', '>', '40').execute()).toEqual([]);
+  });
+
   it('when a checkpoint signature is altered, then it is named; when it was signed by a key nobody trusts, then that is named', async () => {
     await tamper(database, sql`update audit_checkpoint set signature = set_byte(signature, 0, get_byte(signature, 0) # 1) where tree_size = 32`);
     expect((await verifyChain(database.db, { keys })).firstProblem).toMatchObject({ seq: 32, kind: 'checkpoint-signature-invalid' });

@@ -332,6 +332,7 @@ describe('the service team\'s reports', () => {
       ['no period', `/api/audit/reports/plans`],
       ['an NHS number failing its check digit', `/api/audit/reports/patient-access?nhsNumber=1234567890&from=2025-01-01&to=2025-12-31`],
       ['a cursor this server did not give', `/api/audit/reports/patient-access?nhsNumber=${p1}&from=2025-01-01&to=2025-12-31&_cursor=bm9wZQ`],
+      ['a cursor beyond any seq', `/api/audit/reports/patient-access?nhsNumber=${p1}&from=2025-01-01&to=2025-12-31&_cursor=${Buffer.from('{"s":"9999999999999999999"}').toString('base64url')}`],
       ['a chart of a list', `/api/audit/reports/patient-access?nhsNumber=${p1}&from=2025-01-01&to=2025-12-31&_format=svg`],
       ['both agent and organisation', `/api/audit/reports/agent-access?agent=a&organisation=AMB01&from=2025-01-01&to=2025-12-31`],
       ['neither agent nor organisation', `/api/audit/reports/agent-access?from=2025-01-01&to=2025-12-31`],

@@ -121,6 +121,10 @@ export async function checkpointStep(db: Kysely<AuditDB>, signer: SigningKey, st
     const edge = from === 0 ? [] : coverOf({ start: 0, end: from });
     const edgeHashes = await perfectHashes(trx, edge);
     const frontier = Frontier.of(from, edge.map((p) => edgeHashes.get(key(p))!));
+    // The stored nodes are a cache: never grow (and sign) from an edge that does not give the signed root.
+    if (last && !frontier.root().equals(last.rootHash)) {
+      throw new Error(`the stored Merkle tree does not give the root of checkpoint ${last.treeSize}: not signing until that is looked into (run verification)`);
+    }
     const nodes: { level: number; idx: string; hash: Buffer }[] = [];
     for (const h of await chainHashes(trx, from, to)) {
       frontier.push(leafHash(h), (p, hash) => {

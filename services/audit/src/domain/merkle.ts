@@ -10,21 +10,27 @@
  * hash of a perfect, aligned subtree (from the stored nodes or from the leaves). Tree sizes are JavaScript
  * numbers (exact to 2^53), so shifts are done by division, never with 32-bit bit operators.
  */
-import { createHash } from 'node:crypto';
+import { createHash, hash } from 'node:crypto';
 
 export const HASH_BYTES = 32;
-const LEAF_PREFIX = Buffer.from([0]);
-const NODE_PREFIX = Buffer.from([1]);
 
 /** MTH of the empty tree. */
 export const EMPTY_ROOT: Buffer = createHash('sha256').digest();
 
+// One-shot hashing of one small buffer is about twice as fast as a Hash object (verification makes two per entry).
 export function leafHash(data: Buffer): Buffer {
-  return createHash('sha256').update(LEAF_PREFIX).update(data).digest();
+  const input = Buffer.allocUnsafe(1 + data.length);
+  input[0] = 0;
+  data.copy(input, 1);
+  return hash('sha256', input, 'buffer');
 }
 
 export function nodeHash(left: Buffer, right: Buffer): Buffer {
-  return createHash('sha256').update(NODE_PREFIX).update(left).update(right).digest();
+  const input = Buffer.allocUnsafe(1 + left.length + right.length);
+  input[0] = 1;
+  left.copy(input, 1);
+  right.copy(input, 1 + left.length);
+  return hash('sha256', input, 'buffer');
 }
 
 /** Leaves [start, end). */

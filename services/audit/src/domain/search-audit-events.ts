@@ -67,8 +67,14 @@ function codedClasses(query: Query, issues: IssueInput[]): RowClass[] {
   return classes;
 }
 
+/** Most NHS numbers one search may name (each is an index lookup, and each is named in the search's own access record). */
+export const MAX_SEARCH_PATIENTS = 100;
+
 function patients(query: Query, issues: IssueInput[]): string[][] {
-  return occurrences(query, 'patient').map((alts) =>
+  const asked = occurrences(query, 'patient');
+  const total = asked.reduce((n, alts) => n + alts.length, 0);
+  if (total > MAX_SEARCH_PATIENTS) issues.push({ code: 'too-costly', diagnostics: `patient names ${total} NHS numbers; at most ${MAX_SEARCH_PATIENTS} per search` });
+  return asked.map((alts) =>
     alts.map((value) => {
       const bar = value.indexOf('|');
       const nhsNumber = bar >= 0 ? value.slice(bar + 1) : value;

@@ -1,9 +1,9 @@
 import type { KeyObject } from 'node:crypto';
 import type { Kysely, Transaction } from 'kysely';
-import { entriesAfter } from '../db/audit-log-repository';
+import { entryTextsAfter, type EntryTextRow } from '../db/audit-log-repository';
 import type { AuditDB } from '../db/schema';
 import { checkpointsAfter } from '../db/tree-repository';
-import { entryHash, GENESIS_HASH } from './chain';
+import { entryTextHash, GENESIS_HASH } from './chain';
 import { checkpointSignedBy, type SignedCheckpoint } from './checkpoint';
 import { Frontier, leafHash } from './merkle';
 
@@ -108,8 +108,18 @@ async function walk(db: Transaction<AuditDB>, pageSize: number, keys: readonly V
     return null;
   };
 
+  // The next page is asked for before this one is checked, so the database reads it while we hash.
+  // A page still being read when a problem ends the walk is left to finish before the transaction does (the
+  // connection runs one query at a time); its failure, if any, is not ours to report.
+  const pageAfter = (seq: number): Promise<EntryTextRow[]> => {
+    const p = entryTextsAfter(db, seq, pageSize);
+    p.catch(() => undefined);
+    return p;
+  };
+  let nextPage = pageAfter(0);
   for (;;) {
-    const page = await entriesAfter(db, expectedSeq - 1, pageSize);
+    const page = await nextPage;
+    if (page.length === pageSize) nextPage = pageAfter(page[page.length - 1]!.seq);
     for (const e of page) {
       if (e.seq !== expectedSeq) {
         return result({ seq: expectedSeq, kind: 'gap', detail: `entry ${expectedSeq} is missing: the entry after ${expectedSeq - 1} is ${e.seq}` });
@@ -118,7 +128,7 @@ async function walk(db: Transaction<AuditDB>, pageSize: number, keys: readonly V
         const before = expectedSeq === 1 ? 'the genesis hash' : `the hash of entry ${expectedSeq - 1} (${hex(prevHash)})`;
         return result({ seq: e.seq, kind: 'prev-hash-mismatch', detail: `prev_hash ${hex(e.prevHash)} is not ${before}` });
       }
-      const recomputed = entryHash(prevHash, e.seq, e);
+      const recomputed = entryTextHash(prevHash, e.seq, e);
       if (!recomputed.equals(e.hash)) {
         return result({ seq: e.seq, kind: 'hash-mismatch', detail: `stored hash ${hex(e.hash)} differs from the hash of the entry's content (${hex(recomputed)}): the entry was changed` });
       }

@@ -39,7 +39,7 @@ export function checkNhsNumber(value: string, issues: IssueInput[]): void {
 /** The keyset cursor of the per-row reports: the seq of the last entry given. Opaque to clients. */
 export const encodeSeqCursor = (seq: string): string => encodeCursor({ s: seq });
 
-const isSeqCursor = (v: unknown): v is { s: string } => typeof v === 'object' && v !== null && typeof (v as { s?: unknown }).s === 'string' && /^[0-9]{1,19}$/.test((v as { s: string }).s);
+const isSeqCursor = (v: unknown): v is { s: string } => typeof v === 'object' && v !== null && typeof (v as { s?: unknown }).s === 'string' && /^[1-9][0-9]{0,17}$/.test((v as { s: string }).s);
 
 export function decodeSeqCursor(raw: string | undefined, issues: IssueInput[]): string {
   if (raw === undefined) return '0';
