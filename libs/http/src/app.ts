@@ -108,6 +108,10 @@ export async function createApp(opts: AppOptions): Promise<FastifyInstance> {
     },
   });
 
+  // The service's own OpenAPI document, for the gateway (its CapabilityStatement and merged document) and
+  // anyone building a client: a description of the routes, nothing more.
+  app.get('/openapi.json', { schema: { hide: true }, config: { public: true }, logLevel: 'warn' }, () => app.swagger());
+
   const healthSchema = {
     tags: ['health'],
     security: [],
