@@ -1,5 +1,5 @@
 # One image per service: docker build --build-arg SERVICE=consent-service -t cmc/consent .
-# (SERVICE is the package name without @cmc/: consent-service, care-plan-service, audit-service, gateway, embedded.)
+# (SERVICE is the package name without @cmc/: consent-service, care-plan-service, audit-service, notification-service, gateway, embedded.)
 # Multi-stage: build the workspace, then copy out only the service with its production dependencies.
 FROM node:24-bookworm-slim AS build
 WORKDIR /src
@@ -13,6 +13,8 @@ FROM node:24-bookworm-slim
 ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=build --chown=node:node /out /app
+# Where the audit service keeps its checkpoint signing key when AUDIT_SIGNING_KEY_FILE points there (a volume).
+RUN mkdir -p /var/lib/cmc-audit && chown node:node /var/lib/cmc-audit && chmod 700 /var/lib/cmc-audit
 USER node
 ENV HOST=0.0.0.0
 # kafkajs 2.2.4 schedules a negative timeout that Node 24 warns about on every request; it is harmless.

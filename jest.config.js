@@ -9,6 +9,7 @@ const moduleNameMapper = {
   '^@cmc/care-plan-service$': '<rootDir>/services/care-plan/src',
   '^@cmc/identity-service$': '<rootDir>/services/identity/src',
   '^@cmc/audit-service$': '<rootDir>/services/audit/src',
+  '^@cmc/notification-service$': '<rootDir>/services/notification/src',
   '^@cmc/gateway$': '<rootDir>/services/gateway/src',
   '^@cmc/embedded$': '<rootDir>/services/embedded/src',
 };

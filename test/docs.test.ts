@@ -28,7 +28,7 @@ describe('generated documents', () => {
 
   it('when a route changes, then its service\'s OpenAPI document in openapi/ says so', async () => {
     const docs = await openApiDocuments(testDatabaseUrl(), uniqueName('docs').replace(/^docs_/, ''));
-    expect(Object.keys(docs).sort()).toEqual(['audit', 'care-plan', 'consent', 'gateway', 'identity']);
+    expect(Object.keys(docs).sort()).toEqual(['audit', 'care-plan', 'consent', 'gateway', 'identity', 'notification']);
     for (const [name, doc] of Object.entries(docs)) await expectFile(`openapi/${name}.json`, `${JSON.stringify(doc, null, 2)}\n`);
   });
 

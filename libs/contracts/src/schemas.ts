@@ -58,7 +58,8 @@ export const EVENT_DEFINITIONS = {
   'cmc.identity.user-created.v1': {
     topic: TOPICS.identity,
     doc: 'An account was created: staff by the service team, a patient or proxy by invitation.',
-    schema: closed(['userId', 'role'], { userId, role: roleName, organisation: ods, createdBy: { type: 'string', maxLength: 200 } }),
+    // email: optional, since events already sent lack it; identity sends it on every new account (notifications).
+    schema: closed(['userId', 'role'], { userId, role: roleName, organisation: ods, createdBy: { type: 'string', maxLength: 200 }, email }),
   },
   'cmc.identity.user-locked.v1': {
     topic: TOPICS.identity,

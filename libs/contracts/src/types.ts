@@ -76,7 +76,14 @@ export type OrganisationType = (typeof ORGANISATION_TYPES)[number];
 type Role = 'clinician' | 'administrator' | 'urgent-care' | 'service-team' | 'patient' | 'proxy';
 
 export interface IdentityEventData {
-  'cmc.identity.user-created.v1': { userId: string; role: Role; organisation?: string; createdBy?: string };
+  'cmc.identity.user-created.v1': {
+    userId: string;
+    role: Role;
+    organisation?: string;
+    createdBy?: string;
+    /** Where the notification service mails the user; absent from older events. */
+    email?: string;
+  };
   'cmc.identity.user-locked.v1': { userId: string; reason: 'inactivity' | 'failed-attempts'; until?: string };
   'cmc.identity.user-unlocked.v1': { userId: string; by: string };
   'cmc.identity.user-deactivated.v1': { userId: string; by: string };

@@ -3,6 +3,7 @@ import { carePlanService } from '@cmc/care-plan-service';
 import { int, loadConfig, port, str } from '@cmc/config';
 import { consentService } from '@cmc/consent-service';
 import { identityService } from '@cmc/identity-service';
+import { notificationService } from '@cmc/notification-service';
 import { startEmbeddedPostgres, type EmbeddedPg } from '@cmc/embedded-pg';
 import { buildGateway } from '@cmc/gateway';
 import { loadServiceConfig, startService, type RunningService, type ServiceDefinition, type StartOptions } from '@cmc/service';
@@ -13,7 +14,7 @@ import path from 'node:path';
 
 /** Every service that exists, in start order (producers before the consumers of their events is not needed:
  * consumers read from the beginning of the log). */
-export const SERVICES = [identityService, consentService, carePlanService, auditService] as unknown as ServiceDefinition<EventsTables>[];
+export const SERVICES = [identityService, consentService, carePlanService, auditService, notificationService] as unknown as ServiceDefinition<EventsTables>[];
 
 export const embeddedConfigSpec = {
   CMC_DATA_DIR: str({ doc: 'Folder of the embedded PostgreSQL data (embedded setup).', default: '.data/embedded' }),
@@ -80,7 +81,7 @@ export async function startPlatform(opts: PlatformOptions = {}): Promise<Platfor
     }
     const byName = Object.fromEntries(started.map((s) => [s.name, s.url]));
     const gateway = await buildGateway({
-      upstreams: { identity: byName.identity, consent: byName.consent, 'care-plan': byName['care-plan'], audit: byName.audit },
+      upstreams: { identity: byName.identity, consent: byName.consent, 'care-plan': byName['care-plan'], audit: byName.audit, notification: byName.notification },
       timeoutMs: own.GATEWAY_TIMEOUT_MS,
       trustProxy: own.GATEWAY_TRUST_PROXY,
       logger: opts.serviceOptions?.logger === false ? false : { level: env.LOG_LEVEL ?? 'info' },

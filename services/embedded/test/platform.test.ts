@@ -71,14 +71,20 @@ describe('the embedded platform', () => {
 
   it('when started with nothing running, then every service is ready, and a clinician set up by the service team records a consent', async () => {
     platform = await startPlatform({ env, ephemeralPorts: true, serviceOptions: { logger: false } });
-    expect(platform.services.map((s) => s.name)).toEqual(['identity', 'consent', 'care-plan', 'audit']);
+    expect(platform.services.map((s) => s.name)).toEqual(['identity', 'consent', 'care-plan', 'audit', 'notification']);
     for (const s of platform.services) {
       const res = await fetch(`${s.url}/health/ready`);
       expect({ service: s.name, status: res.status }).toEqual({ service: s.name, status: 200 });
     }
     const ready = await call('GET', '/health/ready');
     expect(ready.status).toBe(200);
-    expect(ready.json).toMatchObject({ checks: { identity: 'up', consent: 'up', 'care-plan': 'up', audit: 'up' } });
+    expect(ready.json).toMatchObject({ checks: { identity: 'up', consent: 'up', 'care-plan': 'up', audit: 'up', notification: 'up' } });
+
+    // One CapabilityStatement for the platform, from the running services' routes, with no token.
+    const metadata = await call('GET', '/fhir/R4/metadata');
+    expect(metadata.status).toBe(200);
+    const types = (metadata.json as { rest: { resource: { type: string }[] }[] }).rest[0]!.resource.map((r) => r.type);
+    expect(types).toEqual(expect.arrayContaining(['AllergyIntolerance', 'AuditEvent', 'CarePlan', 'Consent', 'DocumentReference', 'Flag']));
 
     const admin = await loginFully('admin@cmc.test', 'Bootstrap-Passw0rd');
     const today = new Date().toISOString().slice(0, 10);

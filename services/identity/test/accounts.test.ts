@@ -58,8 +58,9 @@ describe('the service team administering organisations and accounts', () => {
     expect(serviceTeamElsewhere.statusCode).toBe(422);
     expect((await id.post('/api/users', base, admin)).statusCode).toBe(201);
     expect((await id.post('/api/users', { ...base, email: 'X@ORG2.test' }, admin)).statusCode).toBe(409);
-    const created = await id.events<{ role: string; organisation: string }>('cmc.identity.user-created.v1');
-    expect(created).toEqual(expect.arrayContaining([expect.objectContaining({ role: 'clinician', organisation: 'ORG2' })]));
+    const created = await id.events<{ role: string; organisation: string; email: string }>('cmc.identity.user-created.v1');
+    // The address goes with the event, for the notification service to mail the user.
+    expect(created).toEqual(expect.arrayContaining([expect.objectContaining({ role: 'clinician', organisation: 'ORG2', email: 'x@org2.test' })]));
   });
 
   it('when someone other than the service team calls the admin API, then 403; without a token, 401', async () => {

@@ -227,7 +227,7 @@ export async function createStaff(ctx: IdentityContext, input: StaffInput, by: P
       source: SERVICE_SOURCE,
       key: row.id,
       requestId,
-      data: { userId: row.id, role: row.role, organisation: org.ods_code, createdBy: by.subject },
+      data: { userId: row.id, role: row.role, organisation: org.ods_code, createdBy: by.subject, email: row.email },
     });
     return userView(row, org);
   });
@@ -483,7 +483,7 @@ export async function invite(ctx: IdentityContext, input: InvitationInput, by: P
     const token = newSecret('inv');
     const expiresAt = new Date(now.getTime() + INVITATION_DAYS * 86_400_000);
     await trx.insertInto('action_tokens').values({ id: randomUUID(), user_id: id, purpose: 'invitation', token_hash: sha256(token), expires_at: expiresAt, used_at: null }).execute();
-    await publish(trx, ctx.database.schema, { type: 'cmc.identity.user-created.v1', source: SERVICE_SOURCE, key: id, requestId, data: { userId: id, role: input.role, createdBy: by.subject } });
+    await publish(trx, ctx.database.schema, { type: 'cmc.identity.user-created.v1', source: SERVICE_SOURCE, key: id, requestId, data: { userId: id, role: input.role, createdBy: by.subject, email } });
     await publish(trx, ctx.database.schema, {
       type: 'cmc.identity.invitation-created.v1',
       source: SERVICE_SOURCE,

@@ -47,7 +47,7 @@ export async function bootstrapAdmin(ctx: IdentityContext): Promise<'created' | 
       )
       .returning('id')
       .executeTakeFirstOrThrow();
-    await publish(trx, ctx.database.schema, { type: 'cmc.identity.user-created.v1', source: SERVICE_SOURCE, key: id, data: { userId: id, role: 'service-team', organisation: org.ods_code, createdBy: 'bootstrap' } });
+    await publish(trx, ctx.database.schema, { type: 'cmc.identity.user-created.v1', source: SERVICE_SOURCE, key: id, data: { userId: id, role: 'service-team', organisation: org.ods_code, createdBy: 'bootstrap', email: normaliseEmail(email) } });
     return 'created';
   });
 }

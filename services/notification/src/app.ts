@@ -1,0 +1,62 @@
+import type { ServiceDefinition } from '@cmc/service';
+import type { Closeable } from '@cmc/http';
+import { notificationConfigSpec, smtpOptions, type NotificationConfig } from './config';
+import { migrations } from './db/migrations';
+import type { NotificationDB } from './db/schema';
+import { sendNextEmail, smtpSender } from './delivery/email';
+import { sendNextHook } from './delivery/hooks';
+import { startWorker } from './delivery/worker';
+import { runReviewReminders } from './domain/reminders';
+import { notificationConsumer } from './events/notification-consumer';
+import { inboxRoutes } from './routes/inbox';
+import { subscriptionRoutes } from './routes/subscriptions';
+
+/** The notification service: who hears of what, by inbox, email and FHIR Subscription. Built here; `server.ts` runs it. */
+export const notificationService: ServiceDefinition<NotificationDB> = {
+  name: 'notification',
+  envPrefix: 'NOTIFY',
+  defaultPort: 3005,
+  defaultSchema: 'notification',
+  description: 'Tells the right people of changes to care plans: the in-app inbox, email over SMTP, FHIR Subscriptions (rest-hook) for GP systems, and review reminders.',
+  configSpec: notificationConfigSpec,
+  migrations,
+  consumers: [notificationConsumer()],
+  background: (ctx) => {
+    const own = ctx.config.own as NotificationConfig;
+    const { db } = ctx.database;
+    const running: Closeable[] = [];
+    const smtp = smtpOptions(own);
+    if (smtp) {
+      const transporter = smtpSender(smtp);
+      const settings = { from: own.NOTIFY_EMAIL_FROM, appUrl: own.NOTIFY_APP_URL, maxAttempts: own.NOTIFY_EMAIL_MAX_ATTEMPTS, retryBaseMs: own.NOTIFY_RETRY_BASE_MS, retryCapMs: own.NOTIFY_RETRY_CAP_MS };
+      // Closed in reverse: the sender stops before its SMTP transport does.
+      running.push({ name: 'smtp', close: async () => transporter.close() });
+      running.push(startWorker('email sender', () => sendNextEmail(db, transporter, settings), { pollMs: own.NOTIFY_POLL_MS }, ctx.logger.child({ component: 'email' })));
+    } else {
+      ctx.logger.warn('no NOTIFY_SMTP_URL or NOTIFY_SMTP_HOST: emails are kept pending until an SMTP server is configured');
+    }
+    const hooks = { timeoutMs: own.NOTIFY_HOOK_TIMEOUT_MS, retryBaseMs: own.NOTIFY_HOOK_RETRY_BASE_MS, retryCapMs: own.NOTIFY_RETRY_CAP_MS, giveUpSeconds: own.NOTIFY_HOOK_GIVE_UP_SECONDS };
+    const hookLogger = ctx.logger.child({ component: 'rest-hook' });
+    running.push(startWorker('hook sender', () => sendNextHook(db, hooks, hookLogger), { pollMs: own.NOTIFY_POLL_MS, concurrency: own.NOTIFY_HOOK_CONCURRENCY }, hookLogger));
+    // The reminder job: at start, then every NOTIFY_REVIEW_CHECK_SECONDS; a step that found work is not repeated at once.
+    let lastRun = 0;
+    running.push(
+      startWorker(
+        'review reminders',
+        async () => {
+          if (Date.now() - lastRun < own.NOTIFY_REVIEW_CHECK_SECONDS * 1000) return false;
+          lastRun = Date.now();
+          await runReviewReminders(db, { soonDays: own.NOTIFY_REVIEW_SOON_DAYS });
+          return false;
+        },
+        { pollMs: Math.min(1000, own.NOTIFY_REVIEW_CHECK_SECONDS * 1000) },
+        ctx.logger.child({ component: 'review-reminders' }),
+      ),
+    );
+    return running;
+  },
+  routes: async (app, ctx) => {
+    await inboxRoutes(app, ctx);
+    await subscriptionRoutes(app, ctx);
+  },
+};

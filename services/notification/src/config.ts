@@ -1,0 +1,73 @@
+import { bool, int, optionalStr, optionalUrl, str, url, type ConfigOf } from '@cmc/config';
+
+/** The notification service's own settings (besides those every service reads). */
+export const notificationConfigSpec = {
+  NOTIFY_SMTP_URL: optionalUrl({
+    doc: 'SMTP server for email, as a URL (`smtp://user:password@host:587` or `smtps://...:465`); takes the place of NOTIFY_SMTP_HOST and the rest. With neither, email is off.',
+    protocols: ['smtp', 'smtps'],
+    secret: true,
+  }),
+  NOTIFY_SMTP_HOST: optionalStr({ doc: 'SMTP server host, when NOTIFY_SMTP_URL is not set. With neither, email is off (the inbox and subscriptions still work).' }),
+  NOTIFY_SMTP_PORT: int({ doc: 'SMTP server port.', default: 587, min: 1, max: 65535 }),
+  NOTIFY_SMTP_SECURE: bool({ doc: 'TLS from the first byte (port 465); otherwise STARTTLS is used when the server offers it.', default: false }),
+  NOTIFY_SMTP_USER: optionalStr({ doc: 'SMTP user name, when the server asks for one.' }),
+  NOTIFY_SMTP_PASSWORD: optionalStr({ doc: 'SMTP password.', secret: true }),
+  NOTIFY_SMTP_TIMEOUT_MS: int({ doc: 'Longest wait for the SMTP server at each step (connect, greeting, each command).', default: 30_000, min: 10, max: 300_000 }),
+  NOTIFY_EMAIL_FROM: str({ doc: 'Sender of the emails (`Name <address>`).', default: 'Coordinate My Care <no-reply@cmc.invalid>' }),
+  NOTIFY_APP_URL: url({ doc: 'Where people sign in: the only link an email carries.', default: 'http://127.0.0.1:8080/', protocols: ['http', 'https'] }),
+  NOTIFY_EMAIL_MAX_ATTEMPTS: int({ doc: 'Attempts at an email before it is marked failed (visible at /api/notifications/deliveries).', default: 10, min: 1, max: 100 }),
+  NOTIFY_RETRY_BASE_MS: int({ doc: 'Base of the exponential backoff (with jitter) between email attempts.', default: 30_000, min: 1, max: 3_600_000 }),
+  NOTIFY_RETRY_CAP_MS: int({ doc: 'Longest wait between two attempts of an email or a hook.', default: 3_600_000, min: 1, max: 86_400_000 }),
+  NOTIFY_POLL_MS: int({ doc: 'How often the senders look for deliveries that are due (new ones also wake them at once).', default: 1000, min: 10, max: 60_000 }),
+  NOTIFY_HOOK_TIMEOUT_MS: int({ doc: 'Longest wait for a subscriber\'s endpoint to answer one notification.', default: 10_000, min: 10, max: 120_000 }),
+  NOTIFY_HOOK_RETRY_BASE_MS: int({ doc: 'Base of the exponential backoff (with jitter) between attempts at a hook.', default: 10_000, min: 1, max: 3_600_000 }),
+  NOTIFY_HOOK_GIVE_UP_SECONDS: int({
+    doc: 'How long a hook notification is retried (from its first attempt) before the subscription is put in error.',
+    default: 86_400,
+    min: 1,
+    max: 30 * 86_400,
+  }),
+  NOTIFY_HOOK_CONCURRENCY: int({ doc: 'Hook notifications sent at once (never two for the same subscription and patient).', default: 4, min: 1, max: 64 }),
+  NOTIFY_REVIEW_CHECK_SECONDS: int({
+    doc: 'How often the review reminder job looks for plans due for review (it sends each reminder once, so running more often than daily only makes it catch up sooner).',
+    default: 3600,
+    min: 1,
+    max: 86_400,
+  }),
+  NOTIFY_REVIEW_SOON_DAYS: int({ doc: 'A plan whose review date is this many days away or fewer gets a "review due" reminder.', default: 14, min: 1, max: 90 }),
+} as const;
+
+export type NotificationConfig = ConfigOf<typeof notificationConfigSpec>;
+
+/** The nodemailer transport options of the configuration, or undefined when email is off. */
+export function smtpOptions(c: NotificationConfig): SmtpOptions | undefined {
+  const timeouts = { connectionTimeout: c.NOTIFY_SMTP_TIMEOUT_MS, greetingTimeout: c.NOTIFY_SMTP_TIMEOUT_MS, socketTimeout: c.NOTIFY_SMTP_TIMEOUT_MS };
+  if (c.NOTIFY_SMTP_URL) {
+    const u = new URL(c.NOTIFY_SMTP_URL);
+    return {
+      host: u.hostname,
+      port: u.port ? Number(u.port) : u.protocol === 'smtps:' ? 465 : 587,
+      secure: u.protocol === 'smtps:',
+      ...(u.username ? { auth: { user: decodeURIComponent(u.username), pass: decodeURIComponent(u.password) } } : {}),
+      ...timeouts,
+    };
+  }
+  if (!c.NOTIFY_SMTP_HOST) return undefined;
+  return {
+    host: c.NOTIFY_SMTP_HOST,
+    port: c.NOTIFY_SMTP_PORT,
+    secure: c.NOTIFY_SMTP_SECURE,
+    ...(c.NOTIFY_SMTP_USER ? { auth: { user: c.NOTIFY_SMTP_USER, pass: c.NOTIFY_SMTP_PASSWORD ?? '' } } : {}),
+    ...timeouts,
+  };
+}
+
+export interface SmtpOptions {
+  host: string;
+  port: number;
+  secure: boolean;
+  auth?: { user: string; pass: string };
+  connectionTimeout: number;
+  greetingTimeout: number;
+  socketTimeout: number;
+}

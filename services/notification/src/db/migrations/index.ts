@@ -1,0 +1,7 @@
+import type { Migration } from '@cmc/db';
+import * as m20261202T01 from './2026-12-02T01-notification';
+
+/** Every migration of the notification schema, by dated name. */
+export const migrations: Record<string, Migration> = {
+  '2026-12-02T01-notification': m20261202T01,
+};

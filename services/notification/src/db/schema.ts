@@ -1,0 +1,106 @@
+import type { EventsTables } from '@cmc/events';
+import type { Generated, Selectable } from 'kysely';
+
+export interface RecipientsTable {
+  user_id: string;
+  role: string;
+  organisation: string | null;
+  email: string | null;
+  active: Generated<boolean>;
+  updated_at: Generated<Date>;
+}
+
+export interface PlansTable {
+  plan_id: string;
+  nhs_number: string;
+  organisation: string;
+  /** Who created the plan (first event seen). */
+  author: string;
+  /** The clinician who last published it: the reviewing clinician as far as events tell. */
+  reviewer: string | null;
+  gp_practice: string | null;
+  review_date: string | null;
+  state: string;
+  version_id: number;
+  updated_at: Generated<Date>;
+}
+
+export interface NotificationsTable {
+  id: string;
+  user_id: string;
+  source: string;
+  kind: string;
+  plan_id: string | null;
+  created_at: Generated<Date>;
+  read_at: Date | null;
+}
+
+export type DeliveryStatus = 'pending' | 'sent' | 'failed';
+
+export interface EmailDeliveriesTable {
+  id: Generated<string>;
+  source: string;
+  recipient: string;
+  address: string;
+  kind: string;
+  status: Generated<DeliveryStatus>;
+  attempts: Generated<number>;
+  next_attempt_at: Generated<Date>;
+  last_error: string | null;
+  sent_at: Date | null;
+  created_at: Generated<Date>;
+}
+
+export interface SubscriptionsTable {
+  id: string;
+  client_id: string;
+  organisation: string | null;
+  criteria: string;
+  criteria_kind: 'patient' | 'gp-practice';
+  criteria_value: string;
+  endpoint: string;
+  headers: string[];
+  reason: string;
+  status: 'active' | 'error' | 'off';
+  error: string | null;
+  events_since_start: Generated<string>;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+}
+
+export interface HookDeliveriesTable {
+  id: Generated<string>;
+  subscription_id: string;
+  event_id: string;
+  event_number: string;
+  nhs_number: string;
+  plan_id: string;
+  event_type: string;
+  status: Generated<DeliveryStatus>;
+  attempts: Generated<number>;
+  next_attempt_at: Generated<Date>;
+  first_attempt_at: Date | null;
+  last_error: string | null;
+  sent_at: Date | null;
+  created_at: Generated<Date>;
+}
+
+export interface ReviewRemindersTable {
+  plan_id: string;
+  kind: 'review-due' | 'review-overdue';
+  review_date: string;
+  created_at: Generated<Date>;
+}
+
+export interface NotificationDB extends EventsTables {
+  recipients: RecipientsTable;
+  plans: PlansTable;
+  notifications: NotificationsTable;
+  email_deliveries: EmailDeliveriesTable;
+  subscriptions: SubscriptionsTable;
+  hook_deliveries: HookDeliveriesTable;
+  review_reminders: ReviewRemindersTable;
+}
+
+export type Plan = Selectable<PlansTable>;
+export type SubscriptionRow = Selectable<SubscriptionsTable>;

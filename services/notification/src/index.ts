@@ -1,0 +1,11 @@
+export { notificationService } from './app';
+export type { NotificationDB } from './db/schema';
+export { notificationConfigSpec, smtpOptions, type NotificationConfig } from './config';
+export { NOTIFICATION_CONSUMER, notificationConsumer } from './events/notification-consumer';
+export { INBOX_TEXT, NOTIFICATION_KINDS, RULES, isHookEvent, kindOfPlanEvent, sourceKey, type Audience, type NotificationKind } from './domain/rules';
+export { recipientsFor, notify, STAFF_ROLES } from './domain/notify';
+export { runReviewReminders } from './domain/reminders';
+export { parseCriteria, parseEndpoint, parseHeaders, toFhirSubscription, CAREPLAN_TOPIC } from './domain/subscription';
+export { notificationBundle, sendNextHook, type HookSettings } from './delivery/hooks';
+export { renderEmail, sendNextEmail, type EmailSettings } from './delivery/email';
+export { retryDelayMs } from './delivery/worker';

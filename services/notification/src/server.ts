@@ -1,0 +1,4 @@
+import { runServiceMain } from '@cmc/service';
+import { notificationService } from './app';
+
+runServiceMain(notificationService);
