@@ -26,9 +26,9 @@ describe('generated documents', () => {
     await expectFile('docs/configuration.md', configurationReference());
   });
 
-  it('when a route changes, then its service\'s OpenAPI document in openapi/ says so', async () => {
+  it('when a route changes, then its service\'s OpenAPI document and the merged platform.json in openapi/ say so', async () => {
     const docs = await openApiDocuments(testDatabaseUrl(), uniqueName('docs').replace(/^docs_/, ''));
-    expect(Object.keys(docs).sort()).toEqual(['audit', 'care-plan', 'consent', 'gateway', 'identity', 'notification']);
+    expect(Object.keys(docs).sort()).toEqual(['audit', 'care-plan', 'consent', 'gateway', 'identity', 'notification', 'platform']);
     for (const [name, doc] of Object.entries(docs)) await expectFile(`openapi/${name}.json`, `${JSON.stringify(doc, null, 2)}\n`);
   });
 

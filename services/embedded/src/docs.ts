@@ -1,6 +1,6 @@
 import { describeConfig } from '@cmc/config';
 import { eventsConfigSpec, SqlTransport, type EventsTables } from '@cmc/events';
-import { buildGateway, gatewayConfigSpec } from '@cmc/gateway';
+import { buildGateway, GATEWAY_VERSION, gatewayConfigSpec, platformOpenApi, type OpenApiSource, type Upstream } from '@cmc/gateway';
 import { buildServiceApp, commonConfigSpec, describeServiceConfig, loadServiceConfig } from '@cmc/service';
 import { createDatabase, migrateToLatest, type Kysely } from '@cmc/db';
 import { createLogger } from '@cmc/logging';
@@ -39,8 +39,14 @@ export function configurationReference(): string {
   return parts.join('\n');
 }
 
+/** Where the platform's merged document says the gateway is: its default address (GATEWAY_PORT). */
+const GATEWAY_DEFAULT_URL = 'http://127.0.0.1:8080';
+
 /**
- * The OpenAPI document of each service, from its route schemas. Each service is set up (migrations and its
+ * The OpenAPI document of each service, from its route schemas, the gateway's own, and `platform`: the
+ * merged document of everything clients reach through the gateway (what it serves at /docs/openapi.json,
+ * with the request's address as the server). A route the gateway would not send to the service that
+ * declares it, or one declared by two services, fails here. Each service is set up (migrations and its
  * setup step, in a schema of its own) in the given database, since some routes are built from state the
  * setup makes; nothing listens and no event is sent.
  */
@@ -66,5 +72,9 @@ export async function openApiDocuments(databaseUrl: string, schemaSuffix: string
   await gateway.ready();
   docs.gateway = gateway.swagger();
   await gateway.close();
+  const services = SERVICES.map((def) => ({ name: def.name as Upstream, document: docs[def.name] as OpenApiSource }));
+  const { document, unrouted } = platformOpenApi(docs.gateway as OpenApiSource, services, { serverUrl: GATEWAY_DEFAULT_URL, version: GATEWAY_VERSION });
+  if (unrouted.length > 0) throw new Error(`routes the gateway does not send to the service that serves them (services/gateway/src/routing.ts): ${unrouted.join(', ')}`);
+  docs.platform = document;
   return docs;
 }

@@ -1,8 +1,10 @@
-import { capabilityStatementOf, FHIR_JSON, type OpenApiDocument, type SmartConfiguration } from '@cmc/fhir';
+import { capabilityStatementOf, FHIR_JSON, type OpenApiDocument } from '@cmc/fhir';
 import { createApp, sendOutcome } from '@cmc/http';
 import replyFrom from '@fastify/reply-from';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from '@cmc/logging';
+import { registerDocs } from './docs';
+import { serviceDocuments } from './documents';
 import { isForwardablePath, ownerOf, type Upstream } from './routing';
 
 export interface GatewayOptions {
@@ -23,43 +25,7 @@ async function upstreamReady(base: string): Promise<boolean> {
   }
 }
 
-/** How long the services' documents are reused for the CapabilityStatement before they are asked again. */
-const DOCUMENT_TTL_MS = 60_000;
-const GATEWAY_VERSION = '0.1.0';
-
-async function fetchJson<T>(url: URL): Promise<T | undefined> {
-  try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
-    return res.ok ? ((await res.json()) as T) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * The services' OpenAPI documents and identity's SMART configuration, asked for at most once a minute; a
- * service that does not answer keeps its last document (its routes have not gone away because it restarts).
- */
-function serviceDocuments(upstreams: Partial<Record<Upstream, string>>) {
-  const cache = new Map<string, { value: unknown; at: number }>();
-  const get = async <T>(key: string, url: URL): Promise<T | undefined> => {
-    const hit = cache.get(key);
-    if (hit && Date.now() - hit.at < DOCUMENT_TTL_MS) return hit.value as T;
-    const value = await fetchJson<T>(url);
-    if (value !== undefined) cache.set(key, { value, at: Date.now() });
-    return value ?? (hit?.value as T | undefined);
-  };
-  return async (): Promise<{ documents: OpenApiDocument[]; smart: SmartConfiguration | undefined; missing: string[] }> => {
-    const entries = Object.entries(upstreams).filter(([, base]) => base) as [Upstream, string][];
-    const found = await Promise.all(entries.map(async ([name, base]) => [name, await get<OpenApiDocument>(name, new URL('/openapi.json', base))] as const));
-    const smart = upstreams.identity ? await get<SmartConfiguration>('smart', new URL('/.well-known/smart-configuration', upstreams.identity)) : undefined;
-    return {
-      documents: found.flatMap(([, doc]) => (doc ? [doc] : [])),
-      smart,
-      missing: found.filter(([, doc]) => !doc).map(([name]) => name),
-    };
-  };
-}
+export const GATEWAY_VERSION = '0.1.0';
 
 /**
  * The gateway: one base URL. It holds no data and checks no tokens itself (each service does, deny by
@@ -119,17 +85,22 @@ export async function buildGateway(opts: GatewayOptions): Promise<FastifyInstanc
     });
   };
 
-  // One CapabilityStatement for the platform, from what each service's routes say they serve.
+  // The services' own documents, asked for at most once a minute: one CapabilityStatement for the platform
+  // from what each service's routes say they serve, and the merged OpenAPI document behind /docs.
   const documents = serviceDocuments(opts.upstreams);
+  await registerDocs(app, documents, GATEWAY_VERSION);
   app.get('/fhir/R4/metadata', { config: { public: true }, schema: { hide: true } }, async (request, reply) => {
     const { documents: docs, smart, missing } = await documents();
     if (missing.length > 0) request.log.warn({ missing }, 'CapabilityStatement without the routes of services that did not answer');
-    const statement = capabilityStatementOf(docs, {
-      baseUrl: `${request.protocol}://${request.host}/fhir/R4`,
-      date: new Date().toISOString(),
-      software: { name: 'cmc urgent care plans', version: GATEWAY_VERSION },
-      ...(smart ? { smart } : {}),
-    });
+    const statement = capabilityStatementOf(
+      docs.map((d) => d.document as OpenApiDocument),
+      {
+        baseUrl: `${request.protocol}://${request.host}/fhir/R4`,
+        date: new Date().toISOString(),
+        software: { name: 'cmc urgent care plans', version: GATEWAY_VERSION },
+        ...(smart ? { smart } : {}),
+      },
+    );
     return reply.type(`${FHIR_JSON}; charset=utf-8`).header('cache-control', 'no-cache').send(statement);
   });
 

@@ -1,3 +1,4 @@
-export { buildGateway, type GatewayOptions } from './app';
+export { buildGateway, GATEWAY_VERSION, type GatewayOptions } from './app';
+export { mergeOpenApi, platformOpenApi, OpenApiMergeError, type MergedOpenApi, type OpenApiPart, type OpenApiSource } from './openapi';
 export { ownerOf, FHIR_OWNERS, API_OWNERS, UPSTREAMS, type Upstream } from './routing';
 export { loadGatewayConfig, upstreamUrls, gatewayConfigSpec } from './config';

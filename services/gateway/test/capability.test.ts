@@ -14,8 +14,9 @@ import path from 'node:path';
 import { validate } from '../../care-plan/test/fhir-validator';
 
 const root = path.resolve(__dirname, '../../..');
+// Each service's own document (platform.json is their merge, checked below to give the same statement).
 const committed: OpenApiDocument[] = readdirSync(path.join(root, 'openapi'))
-  .filter((f) => f.endsWith('.json'))
+  .filter((f) => f.endsWith('.json') && f !== 'platform.json')
   .map((f) => JSON.parse(readFileSync(path.join(root, 'openapi', f), 'utf8')) as OpenApiDocument);
 
 const resourceOf = (cs: CapabilityStatement, type: string): CapabilityStatementRestResource | undefined => cs.rest?.[0]?.resource?.find((r) => r.type === type);
@@ -53,6 +54,11 @@ describe('the CapabilityStatement, from the services\' route documents', () => {
     });
     const bare = capabilityStatementOf(committed, { baseUrl: 'x', date: '2026-12-02', software: { name: 'cmc', version: '0' } });
     expect(bare.rest?.[0]?.security?.service).toBeUndefined();
+  });
+
+  it('when built from the merged platform document instead, then it is the same statement', () => {
+    const platform = JSON.parse(readFileSync(path.join(root, 'openapi', 'platform.json'), 'utf8')) as OpenApiDocument;
+    expect(capabilityStatementOf([platform], { baseUrl: 'https://cmc.example/fhir/R4', date: '2026-12-02T10:00:00Z', software: { name: 'cmc', version: '0.1.0' }, smart })).toEqual(cs);
   });
 
   it('when no document has FHIR routes, then the statement lists no resources', () => {
