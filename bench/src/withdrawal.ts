@@ -20,15 +20,14 @@
  */
 import { activeConsentOf, carePlanService, type CarePlanDB } from '@cmc/care-plan-service';
 import { consentService, type ConsentDB } from '@cmc/consent-service';
-import { ALL_TOPICS } from '@cmc/contracts';
 import { createDatabase, sql } from '@cmc/db';
 import type { EventsTables } from '@cmc/events';
 import { loadServiceConfig, startService, type RunningService, type ServiceDefinition } from '@cmc/service';
 import { TestIssuer, aCarePlan, aConsent, randomNhsNumber } from '@cmc/test-support';
 import type { Consent } from 'fhir/r4';
-import { Kafka, logLevel } from 'kafkajs';
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
+import { deleteRunTopics } from './kafka-cleanup';
 import { latencyRow, percentile } from './load';
 
 const TOKEN_LIFETIME_S = 4 * 3600;
@@ -102,17 +101,8 @@ interface Withdrawal {
         await admin.close();
       }
       // The run's topics and consumer group go too, so that the broker does not fill up with benchmark runs.
-      const kafka = new Kafka({ brokers: brokers.split(','), clientId: `bench-cleanup-${run}`, logLevel: logLevel.NOTHING }).admin();
-      try {
-        await kafka.connect();
-        const groups = (typeof carePlanService.consumers === 'function' ? carePlanService.consumers(carePlanSchema) : (carePlanService.consumers ?? [])).map((c) => topicPrefix + c.name);
-        await kafka.deleteGroups(groups).catch(() => undefined);
-        await kafka.deleteTopics({ topics: ALL_TOPICS.map((t) => topicPrefix + t), timeout: 10_000 });
-      } catch (e) {
-        process.stderr.write(`could not delete the run's Kafka topics (${topicPrefix}*): ${e instanceof Error ? e.message : String(e)}\n`);
-      } finally {
-        await kafka.disconnect();
-      }
+      const groups = (typeof carePlanService.consumers === 'function' ? carePlanService.consumers(carePlanSchema) : (carePlanService.consumers ?? [])).map((c) => topicPrefix + c.name);
+      await deleteRunTopics(brokers, run, topicPrefix, groups);
     })());
   process.once('SIGINT', () => {
     process.stderr.write('interrupted: closing the services and dropping the run\'s schemas and topics\n');

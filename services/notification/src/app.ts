@@ -27,11 +27,13 @@ export const notificationService: ServiceDefinition<NotificationDB> = {
     const running: Closeable[] = [];
     const smtp = smtpOptions(own);
     if (smtp) {
-      const transporter = smtpSender(smtp);
+      const transporter = smtpSender(smtp, own.NOTIFY_EMAIL_CONCURRENCY);
       const settings = { from: own.NOTIFY_EMAIL_FROM, appUrl: own.NOTIFY_APP_URL, maxAttempts: own.NOTIFY_EMAIL_MAX_ATTEMPTS, retryBaseMs: own.NOTIFY_RETRY_BASE_MS, retryCapMs: own.NOTIFY_RETRY_CAP_MS };
       // Closed in reverse: the sender stops before its SMTP transport does.
       running.push({ name: 'smtp', close: async () => transporter.close() });
-      running.push(startWorker('email sender', () => sendNextEmail(db, transporter, settings), { pollMs: own.NOTIFY_POLL_MS }, ctx.logger.child({ component: 'email' })));
+      running.push(
+        startWorker('email sender', () => sendNextEmail(db, transporter, settings), { pollMs: own.NOTIFY_POLL_MS, concurrency: own.NOTIFY_EMAIL_CONCURRENCY }, ctx.logger.child({ component: 'email' })),
+      );
     } else {
       ctx.logger.warn('no NOTIFY_SMTP_URL or NOTIFY_SMTP_HOST: emails are kept pending until an SMTP server is configured');
     }

@@ -15,10 +15,11 @@ export const notificationConfigSpec = {
   NOTIFY_SMTP_TIMEOUT_MS: int({ doc: 'Longest wait for the SMTP server at each step (connect, greeting, each command).', default: 30_000, min: 10, max: 300_000 }),
   NOTIFY_EMAIL_FROM: str({ doc: 'Sender of the emails (`Name <address>`).', default: 'Coordinate My Care <no-reply@cmc.invalid>' }),
   NOTIFY_APP_URL: url({ doc: 'Where people sign in: the only link an email carries.', default: 'http://127.0.0.1:8080/', protocols: ['http', 'https'] }),
+  NOTIFY_EMAIL_CONCURRENCY: int({ doc: 'Emails sent at once, each over its own pooled SMTP connection (kept open between emails); each holds a database connection while it sends.', default: 2, min: 1, max: 32 }),
   NOTIFY_EMAIL_MAX_ATTEMPTS: int({ doc: 'Attempts at an email before it is marked failed (visible at /api/notifications/deliveries).', default: 10, min: 1, max: 100 }),
   NOTIFY_RETRY_BASE_MS: int({ doc: 'Base of the exponential backoff (with jitter) between email attempts.', default: 30_000, min: 1, max: 3_600_000 }),
   NOTIFY_RETRY_CAP_MS: int({ doc: 'Longest wait between two attempts of an email or a hook.', default: 3_600_000, min: 1, max: 86_400_000 }),
-  NOTIFY_POLL_MS: int({ doc: 'How often the senders look for deliveries that are due (new ones also wake them at once).', default: 1000, min: 10, max: 60_000 }),
+  NOTIFY_POLL_MS: int({ doc: 'How often an idle sender looks for deliveries that are due (a sender that found one looks again at once); the wait a new delivery may have before it is picked up.', default: 250, min: 10, max: 60_000 }),
   NOTIFY_HOOK_TIMEOUT_MS: int({ doc: 'Longest wait for a subscriber\'s endpoint to answer one notification.', default: 10_000, min: 10, max: 120_000 }),
   NOTIFY_HOOK_RETRY_BASE_MS: int({ doc: 'Base of the exponential backoff (with jitter) between attempts at a hook.', default: 10_000, min: 1, max: 3_600_000 }),
   NOTIFY_HOOK_GIVE_UP_SECONDS: int({
