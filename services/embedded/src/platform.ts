@@ -5,7 +5,7 @@ import { consentService } from '@cmc/consent-service';
 import { identityService } from '@cmc/identity-service';
 import { notificationService } from '@cmc/notification-service';
 import { startEmbeddedPostgres, type EmbeddedPg } from '@cmc/embedded-pg';
-import { buildGateway } from '@cmc/gateway';
+import { buildGateway, gatewayConfigSpec, rateLimitsOf } from '@cmc/gateway';
 import { loadServiceConfig, startService, type RunningService, type ServiceDefinition, type StartOptions } from '@cmc/service';
 import type { EventsTables } from '@cmc/events';
 import type { FastifyInstance } from 'fastify';
@@ -22,6 +22,8 @@ export const embeddedConfigSpec = {
   GATEWAY_PORT: port({ doc: 'Port of the gateway: the one base URL clients use.', default: 8080 }),
   GATEWAY_TRUST_PROXY: str({ doc: 'Proxies in front of the gateway whose X-Forwarded-For is believed (addresses or CIDRs); empty: none.', default: '' }),
   GATEWAY_TIMEOUT_MS: int({ doc: 'How long the gateway waits for a service before answering 504.', default: 30_000, min: 100, max: 300_000 }),
+  GATEWAY_RATE_LIMIT_PER_CLIENT: gatewayConfigSpec.GATEWAY_RATE_LIMIT_PER_CLIENT,
+  GATEWAY_RATE_LIMIT_AUTH: gatewayConfigSpec.GATEWAY_RATE_LIMIT_AUTH,
 } as const;
 
 export interface Platform {
@@ -83,6 +85,7 @@ export async function startPlatform(opts: PlatformOptions = {}): Promise<Platfor
     const gateway = await buildGateway({
       upstreams: { identity: byName.identity, consent: byName.consent, 'care-plan': byName['care-plan'], audit: byName.audit, notification: byName.notification },
       timeoutMs: own.GATEWAY_TIMEOUT_MS,
+      rateLimits: rateLimitsOf(own),
       trustProxy: own.GATEWAY_TRUST_PROXY,
       logger: opts.serviceOptions?.logger === false ? false : { level: env.LOG_LEVEL ?? 'info' },
     });

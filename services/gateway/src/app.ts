@@ -5,6 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from '@cmc/logging';
 import { registerDocs } from './docs';
 import { serviceDocuments } from './documents';
+import { authRateLimit, clientRateLimit, registerRateLimits, type RateLimits } from './rate-limit';
 import { isForwardablePath, ownerOf, type Upstream } from './routing';
 
 export interface GatewayOptions {
@@ -14,7 +15,12 @@ export interface GatewayOptions {
   /** Proxies in front of the gateway whose X-Forwarded-For is believed (default: none). */
   trustProxy?: string;
   logger?: Logger | { level?: string } | false;
+  /** Per-client rate limits (default: DEFAULT_RATE_LIMITS); false for none. */
+  rateLimits?: RateLimits | false;
 }
+
+/** A dispatch system asking about one patient at a time peaks at a few a second; 50 a second is room to spare. */
+export const DEFAULT_RATE_LIMITS: RateLimits = { perClientPerMinute: 3000, authPerAddressPerMinute: 60 };
 
 async function upstreamReady(base: string): Promise<boolean> {
   try {
@@ -41,6 +47,8 @@ export async function buildGateway(opts: GatewayOptions): Promise<FastifyInstanc
     trustProxy: opts.trustProxy ?? '',
     readiness: Object.entries(opts.upstreams).map(([name, base]) => ({ name, check: () => upstreamReady(base) })),
   });
+  const limits = opts.rateLimits === undefined ? DEFAULT_RATE_LIMITS : opts.rateLimits;
+  if (limits) await registerRateLimits(app);
   const timeout = opts.timeoutMs ?? 30_000;
   await app.register(replyFrom, {
     undici: { headersTimeout: timeout, bodyTimeout: timeout, connections: 128, pipelining: 1 },
@@ -105,7 +113,8 @@ export async function buildGateway(opts: GatewayOptions): Promise<FastifyInstanc
   });
 
   for (const prefix of ['/fhir/R4/*', '/auth/*', '/.well-known/*', '/api/*']) {
-    app.route({ method: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS'], url: prefix, config: { public: true }, schema: { hide: true }, handler: proxy });
+    const rateLimit = limits ? (prefix === '/auth/*' ? authRateLimit(limits) : clientRateLimit(limits)) : undefined;
+    app.route({ method: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS'], url: prefix, config: { public: true, ...(rateLimit ? { rateLimit } : {}) }, schema: { hide: true }, handler: proxy });
   }
   return app;
 }

@@ -1,6 +1,6 @@
 import { closeOnSignals } from '@cmc/http';
 import { buildGateway } from './app';
-import { loadGatewayConfig, upstreamUrls } from './config';
+import { loadGatewayConfig, rateLimitsOf, upstreamUrls } from './config';
 
 (async () => {
   const config = loadGatewayConfig();
@@ -9,6 +9,7 @@ import { loadGatewayConfig, upstreamUrls } from './config';
     timeoutMs: config.GATEWAY_TIMEOUT_MS,
     trustProxy: config.GATEWAY_TRUST_PROXY,
     bodyLimit: config.BODY_LIMIT_BYTES,
+    rateLimits: rateLimitsOf(config),
     logger: { level: config.LOG_LEVEL },
   });
   const url = await app.listen({ host: config.HOST, port: config.GATEWAY_PORT });

@@ -1,0 +1,49 @@
+import { OperationOutcomeError } from '@cmc/fhir';
+import rateLimit from '@fastify/rate-limit';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+
+export interface RateLimits {
+  /** Requests a minute per client (the token's subject), or per address without a token. */
+  perClientPerMinute: number;
+  /** Requests a minute to /auth/ (login, token, password reset) per address: guessing passwords is slow. */
+  authPerAddressPerMinute: number;
+}
+
+/**
+ * The caller a request counts against: the subject of its bearer token, read without checking the signature
+ * (the gateway checks no tokens; each service does). A forged subject buys only 401s from the service; a
+ * caller without a token counts by its address (behind GATEWAY_TRUST_PROXY's proxies, the client's).
+ */
+export function clientKey(request: FastifyRequest): string {
+  const auth = request.headers.authorization;
+  const token = typeof auth === 'string' && /^bearer /i.test(auth) ? auth.slice(7).trim() : undefined;
+  const payload = token?.split('.')[1];
+  if (payload) {
+    try {
+      const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { sub?: unknown };
+      if (typeof claims.sub === 'string' && claims.sub.length > 0 && claims.sub.length <= 200) return `sub:${claims.sub}`;
+    } catch {
+      // Not a JWT: counted by address.
+    }
+  }
+  return `ip:${request.ip}`;
+}
+
+/**
+ * Per-client rate limits at the gateway (@fastify/rate-limit, in memory: each gateway instance counts on its
+ * own, so with N instances behind a balancer a client gets up to N times the limit; a shared store is the
+ * plugin's `redis` option). Over the limit: 429 with Retry-After and an OperationOutcome. Routes opt in with
+ * `config.rateLimit` (the proxied paths do); health and documents do not.
+ */
+export async function registerRateLimits(app: FastifyInstance): Promise<void> {
+  await app.register(rateLimit, {
+    global: false,
+    errorResponseBuilder: (_request, context) =>
+      new OperationOutcomeError(429, { code: 'throttled', diagnostics: `too many requests: at most ${context.max} a minute; try again in ${Math.ceil(context.ttl / 1000)} s` }, {
+        'retry-after': String(Math.ceil(context.ttl / 1000)),
+      }),
+  });
+}
+
+export const clientRateLimit = (limits: RateLimits) => ({ max: limits.perClientPerMinute, timeWindow: 60_000, keyGenerator: clientKey });
+export const authRateLimit = (limits: RateLimits) => ({ max: limits.authPerAddressPerMinute, timeWindow: 60_000, keyGenerator: (r: FastifyRequest) => `auth:${r.ip}` });
