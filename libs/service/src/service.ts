@@ -31,8 +31,11 @@ export interface ConsumerDefinition<DB extends EventsTables> {
 export interface ServiceDefinition<DB extends EventsTables> extends ServiceIdentity {
   description: string;
   migrations: Record<string, Migration>;
-  /** The service's consumers; a function when their handlers need the database schema (to publish through the outbox). */
-  consumers?: ConsumerDefinition<DB>[] | ((schema: string) => ConsumerDefinition<DB>[]);
+  /**
+   * The service's consumers; a function when their handlers need the database schema (to publish through the
+   * outbox), or the configuration and logger (e.g. to send email from a handler).
+   */
+  consumers?: ConsumerDefinition<DB>[] | ((schema: string, ctx?: { config: ServiceConfig; logger: Logger }) => ConsumerDefinition<DB>[]);
   /**
    * Runs once at start, after migrations and before the app is built. It may make state for the routes and
    * name the keys tokens are checked against (identity trusts its own key store rather than a URL).
@@ -137,7 +140,7 @@ export async function startService<DB extends EventsTables>(
     started.push({ name: 'relay', close: () => relay.stop() });
 
     const consumers: EventConsumer<DB>[] = [];
-    const definitions = typeof def.consumers === 'function' ? def.consumers(config.schema) : (def.consumers ?? []);
+    const definitions = typeof def.consumers === 'function' ? def.consumers(config.schema, { config, logger: logger.child({ component: 'consumer' }) }) : (def.consumers ?? []);
     for (const c of definitions) {
       const consumer = new EventConsumer<DB>({
         name: c.name,

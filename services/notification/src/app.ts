@@ -1,11 +1,12 @@
 import type { ServiceDefinition } from '@cmc/service';
 import type { Closeable } from '@cmc/http';
-import { notificationConfigSpec, smtpOptions, type NotificationConfig } from './config';
+import { notificationConfigSpec, type NotificationConfig } from './config';
 import { migrations } from './db/migrations';
 import type { NotificationDB } from './db/schema';
-import { sendNextEmail, smtpSender } from './delivery/email';
+import { mailerOf, sendNextEmail } from './delivery/email';
 import { sendNextHook } from './delivery/hooks';
 import { startWorker } from './delivery/worker';
+import { runLockWarnings } from './domain/lock-warnings';
 import { runReviewReminders } from './domain/reminders';
 import { notificationConsumer } from './events/notification-consumer';
 import { inboxRoutes } from './routes/inbox';
@@ -20,17 +21,22 @@ export const notificationService: ServiceDefinition<NotificationDB> = {
   description: 'Tells the right people of changes to care plans: the in-app inbox, email over SMTP, FHIR Subscriptions (rest-hook) for GP systems, and review reminders.',
   configSpec: notificationConfigSpec,
   migrations,
-  consumers: [notificationConsumer()],
+  // A function of the configuration: invitations and password resets are mailed from the handler itself.
+  consumers: (_schema, ctx) => {
+    if (!ctx) return [notificationConsumer()];
+    const own = ctx.config.own as NotificationConfig;
+    return [notificationConsumer({ mailer: mailerOf(own), from: own.NOTIFY_EMAIL_FROM, logger: ctx.logger })];
+  },
   background: (ctx) => {
     const own = ctx.config.own as NotificationConfig;
     const { db } = ctx.database;
     const running: Closeable[] = [];
-    const smtp = smtpOptions(own);
-    if (smtp) {
-      const transporter = smtpSender(smtp, own.NOTIFY_EMAIL_CONCURRENCY);
-      const settings = { from: own.NOTIFY_EMAIL_FROM, appUrl: own.NOTIFY_APP_URL, maxAttempts: own.NOTIFY_EMAIL_MAX_ATTEMPTS, retryBaseMs: own.NOTIFY_RETRY_BASE_MS, retryCapMs: own.NOTIFY_RETRY_CAP_MS };
+    const mailer = mailerOf(own);
+    const transporter = mailer.get();
+    if (transporter) {
+      const settings = { from: own.NOTIFY_EMAIL_FROM, appUrl: own.NOTIFY_APP_URL, inactivityDays: own.NOTIFY_INACTIVITY_DAYS, maxAttempts: own.NOTIFY_EMAIL_MAX_ATTEMPTS, retryBaseMs: own.NOTIFY_RETRY_BASE_MS, retryCapMs: own.NOTIFY_RETRY_CAP_MS };
       // Closed in reverse: the sender stops before its SMTP transport does.
-      running.push({ name: 'smtp', close: async () => transporter.close() });
+      running.push({ name: 'smtp', close: async () => mailer.close() });
       running.push(
         startWorker('email sender', () => sendNextEmail(db, transporter, settings), { pollMs: own.NOTIFY_POLL_MS, concurrency: own.NOTIFY_EMAIL_CONCURRENCY }, ctx.logger.child({ component: 'email' })),
       );
@@ -40,7 +46,8 @@ export const notificationService: ServiceDefinition<NotificationDB> = {
     const hooks = { timeoutMs: own.NOTIFY_HOOK_TIMEOUT_MS, retryBaseMs: own.NOTIFY_HOOK_RETRY_BASE_MS, retryCapMs: own.NOTIFY_RETRY_CAP_MS, giveUpSeconds: own.NOTIFY_HOOK_GIVE_UP_SECONDS };
     const hookLogger = ctx.logger.child({ component: 'rest-hook' });
     running.push(startWorker('hook sender', () => sendNextHook(db, hooks, hookLogger), { pollMs: own.NOTIFY_POLL_MS, concurrency: own.NOTIFY_HOOK_CONCURRENCY }, hookLogger));
-    // The reminder job: at start, then every NOTIFY_REVIEW_CHECK_SECONDS; a step that found work is not repeated at once.
+    // The reminder job (review reminders, then account lock warnings): at start, then every
+    // NOTIFY_REVIEW_CHECK_SECONDS; a step that found work is not repeated at once.
     let lastRun = 0;
     running.push(
       startWorker(
@@ -49,6 +56,7 @@ export const notificationService: ServiceDefinition<NotificationDB> = {
           if (Date.now() - lastRun < own.NOTIFY_REVIEW_CHECK_SECONDS * 1000) return false;
           lastRun = Date.now();
           await runReviewReminders(db, { soonDays: own.NOTIFY_REVIEW_SOON_DAYS });
+          await runLockWarnings(db, { inactivityDays: own.NOTIFY_INACTIVITY_DAYS, warningDays: Math.min(own.NOTIFY_LOCK_WARNING_DAYS, own.NOTIFY_INACTIVITY_DAYS - 1) });
           return false;
         },
         { pollMs: Math.min(1000, own.NOTIFY_REVIEW_CHECK_SECONDS * 1000) },

@@ -36,6 +36,13 @@ export const notificationConfigSpec = {
     max: 86_400,
   }),
   NOTIFY_REVIEW_SOON_DAYS: int({ doc: 'A plan whose review date is this many days away or fewer gets a "review due" reminder.', default: 14, min: 1, max: 90 }),
+  NOTIFY_INACTIVITY_DAYS: int({
+    doc: 'Days without a login after which identity locks an account (keep equal to IDENTITY_INACTIVITY_DAYS); the account lock warning is reckoned from it.',
+    default: 180,
+    min: 2,
+    max: 3650,
+  }),
+  NOTIFY_LOCK_WARNING_DAYS: int({ doc: 'How many days before an account is locked for inactivity its holder is emailed a warning (once per last login), checked every NOTIFY_REVIEW_CHECK_SECONDS.', default: 14, min: 1, max: 365 }),
 } as const;
 
 export type NotificationConfig = ConfigOf<typeof notificationConfigSpec>;

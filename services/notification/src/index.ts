@@ -5,6 +5,7 @@ export { NOTIFICATION_CONSUMER, notificationConsumer } from './events/notificati
 export { INBOX_TEXT, NOTIFICATION_KINDS, RULES, isHookEvent, kindOfPlanEvent, sourceKey, type Audience, type NotificationKind } from './domain/rules';
 export { recipientsFor, notify, STAFF_ROLES } from './domain/notify';
 export { runReviewReminders } from './domain/reminders';
+export { runLockWarnings, LOCK_WARNING_KIND, type LockWarningSettings } from './domain/lock-warnings';
 export { parseCriteria, parseEndpoint, parseHeaders, toFhirSubscription, CAREPLAN_TOPIC } from './domain/subscription';
 export { notificationBundle, sendNextHook, type HookSettings } from './delivery/hooks';
 export { renderEmail, sendNextEmail, type EmailSettings } from './delivery/email';

@@ -5,15 +5,20 @@ import type { NotificationDB, Plan } from './schema';
 type Db = Kysely<NotificationDB> | Transaction<NotificationDB>;
 
 /** A user as identity announced them; a later event with less (no email) keeps what was known. */
-export async function upsertRecipient(db: Db, r: { userId: string; role: string; organisation?: string | undefined; email?: string | undefined }): Promise<void> {
+export async function upsertRecipient(
+  db: Db,
+  r: { userId: string; role: string; organisation?: string | undefined; email?: string | undefined; lastLoginAt?: string | undefined },
+): Promise<void> {
   await db
     .insertInto('recipients')
-    .values({ user_id: r.userId, role: r.role, organisation: r.organisation ?? null, email: r.email?.toLowerCase() ?? null })
+    .values({ user_id: r.userId, role: r.role, organisation: r.organisation ?? null, email: r.email?.toLowerCase() ?? null, last_login_at: r.lastLoginAt ? new Date(r.lastLoginAt) : null })
     .onConflict((oc) =>
       oc.column('user_id').doUpdateSet({
         role: r.role,
         organisation: sql<string | null>`coalesce(excluded.organisation, recipients.organisation)`,
         email: sql<string | null>`coalesce(excluded.email, recipients.email)`,
+        // The latest login wins, whatever order the events come in.
+        last_login_at: sql<Date | null>`greatest(excluded.last_login_at, recipients.last_login_at)`,
         updated_at: sql<Date>`now()`,
       }),
     )

@@ -7,6 +7,8 @@ export interface RecipientsTable {
   organisation: string | null;
   email: string | null;
   active: Generated<boolean>;
+  /** The latest login-succeeded seen (for the account lock warning); null when none was seen. */
+  last_login_at: Generated<Date | null>;
   updated_at: Generated<Date>;
 }
 
@@ -92,6 +94,21 @@ export interface ReviewRemindersTable {
   created_at: Generated<Date>;
 }
 
+/** An identity email (invitation, password reset) handled: never its link nor its address. */
+export interface IdentityEmailsTable {
+  event_id: string;
+  kind: 'invitation' | 'password-reset';
+  /** 'sent', or 'not-sent: <why>'. */
+  status: string;
+  sent_at: Date | null;
+}
+
+export interface LockWarningsTable {
+  user_id: string;
+  last_login_date: string;
+  created_at: Generated<Date>;
+}
+
 export interface NotificationDB extends EventsTables {
   recipients: RecipientsTable;
   plans: PlansTable;
@@ -100,6 +117,8 @@ export interface NotificationDB extends EventsTables {
   subscriptions: SubscriptionsTable;
   hook_deliveries: HookDeliveriesTable;
   review_reminders: ReviewRemindersTable;
+  identity_emails: IdentityEmailsTable;
+  lock_warnings: LockWarningsTable;
 }
 
 export type Plan = Selectable<PlansTable>;

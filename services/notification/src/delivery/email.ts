@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 import { sql } from 'kysely';
 import { createTransport, type Transporter } from 'nodemailer';
-import type { SmtpOptions } from '../config';
+import { smtpOptions, type NotificationConfig, type SmtpOptions } from '../config';
 import type { NotificationDB } from '../db/schema';
 import type { NotificationKind } from '../domain/rules';
 import { retryAt } from './worker';
@@ -11,6 +11,8 @@ const REVIEW_KINDS: readonly string[] = ['review-due', 'review-overdue'] satisfi
 export interface EmailSettings {
   from: string;
   appUrl: string;
+  /** NOTIFY_INACTIVITY_DAYS: when an account lock warning says the account will be locked. */
+  inactivityDays?: number;
   maxAttempts: number;
   retryBaseMs: number;
   retryCapMs: number;
@@ -20,7 +22,20 @@ export interface EmailSettings {
  * What an email says. Never clinical detail, the patient's name or NHS number, nor even the plan's id: only
  * that something changed and where to sign in (an email can be read by anyone who sees the mailbox).
  */
-export function renderEmail(kind: string, appUrl: string): { subject: string; text: string } {
+export function renderEmail(kind: string, appUrl: string, lock?: { daysLeft: number }): { subject: string; text: string } {
+  if (kind === 'account-lock-warning') {
+    const days = Math.max(1, lock?.daysLeft ?? 1);
+    return {
+      subject: 'Your Coordinate My Care account will be locked soon',
+      text: [
+        'You have not signed in to Coordinate My Care for a long time; accounts unused for that long are locked.',
+        '',
+        `Sign in within ${days} day${days === 1 ? '' : 's'} to keep your account: ${appUrl}`,
+        '',
+        'If your account is locked, your organisation\'s Coordinate My Care lead can unlock it.',
+      ].join('\n'),
+    };
+  }
   const review = REVIEW_KINDS.includes(kind);
   const subject = review ? 'A care plan is due for review' : 'A care plan you follow has changed';
   const text = [
@@ -40,6 +55,44 @@ export function renderEmail(kind: string, appUrl: string): { subject: string; te
  */
 export function smtpSender(options: SmtpOptions, connections = 1): Transporter {
   return createTransport({ ...options, pool: true, maxConnections: connections, maxMessages: 1000 });
+}
+
+/**
+ * The service's one SMTP transport, made on first use from its configuration, shared by the email sender and
+ * the consumer's identity emails (invitations, password resets). `get()` is undefined when email is off, and
+ * throws once the service has closed it (a handler still running then fails, and its event is redelivered).
+ */
+export class Mailer {
+  private transporter: Transporter | undefined;
+  private closed = false;
+  constructor(
+    private readonly options: SmtpOptions | undefined,
+    private readonly connections: number,
+  ) {}
+
+  get(): Transporter | undefined {
+    if (!this.options) return undefined;
+    if (this.closed) throw new Error('the SMTP transport is closed');
+    this.transporter ??= smtpSender(this.options, this.connections);
+    return this.transporter;
+  }
+
+  close(): void {
+    this.closed = true;
+    this.transporter?.close();
+  }
+}
+
+const mailers = new WeakMap<NotificationConfig, Mailer>();
+
+/** The Mailer of this configuration (one per running service: its consumers and background share it). */
+export function mailerOf(c: NotificationConfig): Mailer {
+  let m = mailers.get(c);
+  if (!m) {
+    m = new Mailer(smtpOptions(c), c.NOTIFY_EMAIL_CONCURRENCY);
+    mailers.set(c, m);
+  }
+  return m;
 }
 
 /**
@@ -63,7 +116,7 @@ export async function sendNextEmail(db: Kysely<NotificationDB>, transporter: Pic
       .skipLocked()
       .executeTakeFirst();
     if (!row) return false;
-    const { subject, text } = renderEmail(row.kind, s.appUrl);
+    const { subject, text } = renderEmail(row.kind, s.appUrl, lockOf(row.source, s.inactivityDays));
     const attempts = row.attempts + 1;
     try {
       await transporter.sendMail({ from: s.from, to: row.address, subject, text, messageId: `<email-${row.id}@notification.cmc>` });
@@ -86,8 +139,16 @@ export async function sendNextEmail(db: Kysely<NotificationDB>, transporter: Pic
   });
 }
 
+/** For an account lock warning (source `account-lock-warning:<user>:<last login date>`): the days left before the lock. */
+function lockOf(source: string, inactivityDays: number | undefined): { daysLeft: number } | undefined {
+  const m = /^account-lock-warning:.*:(\d{4}-\d{2}-\d{2})$/.exec(source);
+  if (!m || !inactivityDays) return undefined;
+  const lockAt = Date.parse(`${m[1]}T00:00:00Z`) + inactivityDays * 86_400_000;
+  return { daysLeft: Math.floor((lockAt - Date.now()) / 86_400_000) };
+}
+
 /** The SMTP error, short, without the address (the server's reply may quote it). */
-function describeSmtpError(e: unknown): string {
+export function describeSmtpError(e: unknown): string {
   const err = e as { code?: string; responseCode?: number; message?: string };
   const parts = [err.code, err.responseCode ? String(err.responseCode) : undefined, (err.message ?? 'unknown error').replace(/<[^>]*@[^>]*>|\S+@\S+/g, '<address>')];
   return parts.filter(Boolean).join(' ').slice(0, 500);

@@ -3,6 +3,7 @@ import type { Handler, Handlers } from '@cmc/events';
 import type { ConsumerDefinition } from '@cmc/service';
 import { sql, type Transaction } from 'kysely';
 import { applyPlanEvent, deactivateRecipient, plansOfPatient, upsertRecipient } from '../db/projections';
+import { sendIdentityEmail, type IdentityEmailSettings } from '../delivery/identity-email';
 import type { NotificationDB } from '../db/schema';
 import { notify, recipientsFor } from '../domain/notify';
 import { isHookEvent, kindOfPlanEvent, sourceKey } from '../domain/rules';
@@ -54,14 +55,21 @@ const planHandler: Handler<NotificationDB, EventType> = async (trx, event) => {
  * the notifications, consent withdrawals tell the care team. Each event is handled once (its id is recorded
  * with its effects), and the notifications' unique keys hold even if it were not.
  */
-export function notificationConsumer(): ConsumerDefinition<NotificationDB> {
+export function notificationConsumer(identityEmail?: IdentityEmailSettings): ConsumerDefinition<NotificationDB> {
+  const email: IdentityEmailSettings = identityEmail ?? { mailer: undefined, from: '', logger: { warn: () => undefined } };
   const handlers: Handlers<NotificationDB> = {
     'cmc.identity.user-created.v1': async (trx, e) => {
       await upsertRecipient(trx, { userId: e.data.userId, role: e.data.role, organisation: e.data.organisation, email: e.data.email });
     },
     'cmc.identity.login-succeeded.v1': async (trx, e) => {
       // Role and organisation as of the latest login, for users created before this service listened.
-      await upsertRecipient(trx, { userId: e.data.userId, role: e.data.role, organisation: e.data.organisation });
+      await upsertRecipient(trx, { userId: e.data.userId, role: e.data.role, organisation: e.data.organisation, lastLoginAt: e.time });
+    },
+    'cmc.identity.invitation-created.v1': async (trx, e) => {
+      await sendIdentityEmail(trx, e, 'invitation', { email: e.data.email, link: e.data.acceptUrl, expiresAt: e.data.expiresAt }, email);
+    },
+    'cmc.identity.password-reset-requested.v1': async (trx, e) => {
+      await sendIdentityEmail(trx, e, 'password-reset', { email: e.data.email, link: e.data.resetUrl, expiresAt: e.data.expiresAt }, email);
     },
     'cmc.identity.user-deactivated.v1': async (trx, e) => {
       await deactivateRecipient(trx, e.data.userId);
