@@ -54,7 +54,11 @@ function toRow(e: ChainedEntry): AuditLogTable {
   };
 }
 
-export function fromRow(r: AuditLogTable): ChainedEntry {
+/** A row with its two times as T (Date as pg reads them, or text as verification asks for them). */
+type RowWithTimes<T> = Omit<AuditLogTable, 'recorded_at' | 'appended_at'> & { recorded_at: T; appended_at: T };
+
+/** A row's columns under the names the domain uses; the times stay as the row has them. */
+function columnsOf<T>(r: RowWithTimes<T>) {
   return {
     seq: Number(r.seq),
     eventId: r.event_id,
@@ -73,6 +77,10 @@ export function fromRow(r: AuditLogTable): ChainedEntry {
     prevHash: r.prev_hash,
     hash: r.hash,
   };
+}
+
+export function fromRow(r: AuditLogTable): ChainedEntry {
+  return columnsOf(r);
 }
 
 /** Up to `limit` entries after `afterSeq`, in seq order (keyset paging: each page is one index range scan). */
@@ -104,22 +112,5 @@ export async function entryTextsAfter(db: Db, afterSeq: number, limit: number): 
     .orderBy('seq')
     .limit(limit)
     .execute();
-  return rows.map((r) => ({
-    seq: Number(r.seq),
-    eventId: r.event_id,
-    eventType: r.event_type,
-    topic: r.topic,
-    recordedAt: r.recorded_at,
-    appendedAt: r.appended_at,
-    agentKind: r.agent_kind,
-    agentId: r.agent_id,
-    agentRole: r.agent_role,
-    agentOrganisation: r.agent_organisation,
-    interaction: r.interaction,
-    outcome: r.outcome,
-    nhsNumbers: r.nhs_numbers,
-    event: r.event,
-    prevHash: r.prev_hash,
-    hash: r.hash,
-  }));
+  return rows.map((r) => columnsOf<string>(r));
 }

@@ -53,12 +53,21 @@ async function perfectHashes(db: Db, pieces: readonly Perfect[]): Promise<Map<st
     const missing = stored.find((p) => !found.has(key(p)));
     if (missing) throw new Error(`the Merkle node at level ${missing.level}, index ${missing.index} is not stored`);
   }
-  for (const p of pieces.filter((q) => q.level < STORED_LEVEL)) {
-    const size = 2 ** p.level;
-    const leaves = (await chainHashes(db, p.index * size, (p.index + 1) * size)).map(leafHash);
-    const f = new Frontier();
-    for (const l of leaves) f.push(l);
-    found.set(key(p), f.root());
+  // The small subtrees (at most 15 leaves each, a few per proof) from their entries' hashes, in one query.
+  const small = pieces.filter((q) => q.level < STORED_LEVEL);
+  if (small.length > 0) {
+    const seqs = [...new Set(small.flatMap((p) => Array.from({ length: 2 ** p.level }, (_, i) => p.index * 2 ** p.level + i + 1)))];
+    const rows = await db.selectFrom('audit_log').select(['seq', 'hash']).where('seq', 'in', seqs.map(String)).execute();
+    const bySeq = new Map(rows.map((r) => [Number(r.seq), r.hash]));
+    for (const p of small) {
+      const f = new Frontier();
+      for (let seq = p.index * 2 ** p.level + 1; seq <= (p.index + 1) * 2 ** p.level; seq++) {
+        const h = bySeq.get(seq);
+        if (!h) throw new Error(`entry ${seq} is missing from the log`);
+        f.push(leafHash(h));
+      }
+      found.set(key(p), f.root());
+    }
   }
   return found;
 }

@@ -102,20 +102,10 @@ export function entryOf(event: CloudEvent, appendedAt: Date): EntryFields {
 }
 
 /** An entry's columns as text, as verification reads them (times already ISO 8601 to the millisecond, UTC). */
-export interface EntryText {
-  eventId: string;
-  eventType: string;
-  topic: string;
+export interface EntryText extends Omit<EntryFields, 'recordedAt' | 'appendedAt' | 'nhsNumbers'> {
   recordedAt: string;
   appendedAt: string;
-  agentKind: string | null;
-  agentId: string | null;
-  agentRole: string | null;
-  agentOrganisation: string | null;
-  interaction: string | null;
-  outcome: string | null;
   nhsNumbers: readonly string[];
-  event: string;
 }
 
 const str = (v: string | null): string => JSON.stringify(v);
