@@ -5,7 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from '@cmc/logging';
 import { registerDocs } from './docs';
 import { serviceDocuments } from './documents';
-import { authRateLimit, clientRateLimit, registerRateLimits, type RateLimits } from './rate-limit';
+import { authRateLimit, clientRateLimit, DEFAULT_RATE_LIMITS, registerRateLimits, type RateLimits } from './rate-limit';
 import { isForwardablePath, ownerOf, type Upstream } from './routing';
 
 export interface GatewayOptions {
@@ -18,9 +18,6 @@ export interface GatewayOptions {
   /** Per-client rate limits (default: DEFAULT_RATE_LIMITS); false for none. */
   rateLimits?: RateLimits | false;
 }
-
-/** A dispatch system asking about one patient at a time peaks at a few a second; 50 a second is room to spare. */
-export const DEFAULT_RATE_LIMITS: RateLimits = { perClientPerMinute: 3000, authPerAddressPerMinute: 60 };
 
 async function upstreamReady(base: string): Promise<boolean> {
   try {

@@ -1,5 +1,5 @@
 import { int, loadConfig, oneOf, optionalUrl, port, str, type ConfigOf } from '@cmc/config';
-import type { RateLimits } from './rate-limit';
+import { DEFAULT_RATE_LIMITS, type RateLimits } from './rate-limit';
 import type { Upstream } from './routing';
 
 export const gatewayConfigSpec = {
@@ -7,8 +7,8 @@ export const gatewayConfigSpec = {
   GATEWAY_PORT: port({ doc: 'Port of the gateway: the one base URL clients use.', default: 8080 }),
   GATEWAY_TRUST_PROXY: str({ doc: 'Proxies in front of the gateway (load balancer) whose X-Forwarded-For is believed: addresses or CIDRs, comma-separated. Empty: none.', default: '' }),
   GATEWAY_TIMEOUT_MS: int({ doc: 'How long the gateway waits for a service before answering 504.', default: 30_000, min: 100, max: 300_000 }),
-  GATEWAY_RATE_LIMIT_PER_CLIENT: int({ doc: 'Requests a minute each client (token subject; address without a token) may make through one gateway instance; 0 for no limit.', default: 3000, min: 0, max: 1_000_000 }),
-  GATEWAY_RATE_LIMIT_AUTH: int({ doc: 'Requests a minute to /auth/ (login, tokens, password resets) per address, per gateway instance.', default: 60, min: 1, max: 1_000_000 }),
+  GATEWAY_RATE_LIMIT_PER_CLIENT: int({ doc: 'Requests a minute each client (token subject; address without a token) may make through one gateway instance; 0 for no limit.', default: DEFAULT_RATE_LIMITS.perClientPerMinute, min: 0, max: 1_000_000 }),
+  GATEWAY_RATE_LIMIT_AUTH: int({ doc: 'Requests a minute to /auth/ (login, tokens, password resets) per address, per gateway instance.', default: DEFAULT_RATE_LIMITS.authPerAddressPerMinute, min: 1, max: 1_000_000 }),
   BODY_LIMIT_BYTES: int({ doc: 'Largest request body accepted, in bytes.', default: 1024 * 1024, min: 1024, max: 50 * 1024 * 1024 }),
   LOG_LEVEL: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, { doc: 'pino log level.', default: 'info' }),
   IDENTITY_URL: optionalUrl({ doc: 'Base URL of the identity service (unset: its paths answer 503).', protocols: ['http', 'https'] }),

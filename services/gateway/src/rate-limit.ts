@@ -9,6 +9,9 @@ export interface RateLimits {
   authPerAddressPerMinute: number;
 }
 
+/** A dispatch system asking about one patient at a time peaks at a few a second; 50 a second is room to spare. */
+export const DEFAULT_RATE_LIMITS: RateLimits = { perClientPerMinute: 3000, authPerAddressPerMinute: 60 };
+
 /**
  * The caller a request counts against: the subject of its bearer token, read without checking the signature
  * (the gateway checks no tokens; each service does). A forged subject buys only 401s from the service; a
