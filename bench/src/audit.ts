@@ -165,7 +165,7 @@ async function viaKafka(url: string, brokers: string[], n: number, mode: 'backlo
              max(lag) as max
       from e`.execute(database.db);
     const r = rows[0]!;
-    const chain = await verifyChain(database.db, { keys: [{ origin: signer.origin, keyId: signer.keyId, publicKey: signer.publicKey }] });
+    const chain = await verifyChain(database, { keys: [{ origin: signer.origin, keyId: signer.keyId, publicKey: signer.publicKey }] });
     return {
       mode,
       n,
@@ -273,7 +273,7 @@ async function main(): Promise<void> {
     consistencyMs.sort((a, b) => a - b);
 
     t = performance.now();
-    const result = await verifyChain(database.db, { keys: [{ origin: signer.origin, keyId: signer.keyId, publicKey: signer.publicKey }] });
+    const result = await verifyChain(database, { keys: [{ origin: signer.origin, keyId: signer.keyId, publicKey: signer.publicKey }] });
     const verifyMs = performance.now() - t;
     const { bytes } = (await sql<{ bytes: string }>`select pg_total_relation_size('audit_log') as bytes`.execute(database.db)).rows[0]!;
 

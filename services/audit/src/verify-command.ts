@@ -31,9 +31,9 @@ export async function runVerifyCommand(env: Record<string, string | undefined>, 
   try {
     const config = loadServiceConfig(auditService, env);
     const keys = trustedKeys(config.own as AuditConfig);
-    const database = createDatabase<AuditDB>({ url: config.databaseUrl, schema: config.schema, poolMax: 1, applicationName: 'cmc-audit-verify' });
+    const database = createDatabase<AuditDB>({ url: config.databaseUrl, schema: config.schema, poolMax: 3, applicationName: 'cmc-audit-verify' });
     try {
-      const result = await verifyChain(database.db, keys ? { keys } : {});
+      const result = await verifyChain(database, keys ? { keys } : {});
       out(JSON.stringify(result, null, 2));
       return result.ok ? 0 : 1;
     } finally {

@@ -102,7 +102,7 @@ describe('running the service as a login role granted cmc_audit_writer', () => {
     const { rows } = await sql<{ user: string }>`select current_user as user`.execute(writer.database.db);
     expect(rows[0]!.user).toBe(login);
     await expect(sql`update audit_log set outcome = 'refused'`.execute(writer.database.db)).rejects.toThrow('permission denied for table audit_log');
-    expect(await verifyChain(writer.database.db)).toMatchObject({ ok: true, entriesChecked: 1 });
+    expect(await verifyChain(writer.database)).toMatchObject({ ok: true, entriesChecked: 1 });
   });
 
   it('when it runs as that role, then its checkpointer signs and stores checkpoints, and checkpoints and tree nodes cannot be changed by it', async () => {

@@ -67,7 +67,7 @@ describe('appending to the log', () => {
     expect(JSON.parse(rows[1]!.event)).toEqual(JSON.parse(JSON.stringify(search)));
     expect(rows[2]).toMatchObject({ outcome: 'refused', nhs_numbers: [b] });
     expect(written.map((w) => w.seq)).toEqual([1, 2]);
-    expect(await verifyChain(log.db)).toMatchObject({ ok: true, entriesChecked: 3, lastGoodSeq: 3, firstProblem: null });
+    expect(await verifyChain(log)).toMatchObject({ ok: true, entriesChecked: 3, lastGoodSeq: 3, firstProblem: null });
   });
 
   it('when an event already in the log comes again, alone or in a batch, then it is left out and the chain goes on without a gap', async () => {
@@ -80,12 +80,52 @@ describe('appending to the log', () => {
     expect(again.map((e) => e.eventId)).toEqual([fresh.id]);
     const after = await log.db.selectFrom('audit_log').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow();
     expect(Number(after.n)).toBe(Number(before.n) + 1);
-    expect((await verifyChain(log.db)).ok).toBe(true);
+    expect((await verifyChain(log)).ok).toBe(true);
+  });
+
+  it('when entries hold quotes, backslashes, control characters and non-ASCII text, then verification (the database encoding each column) gets the very bytes the append hashed', async () => {
+    const log = await aFreshLog();
+    try {
+      const awkward = 'o\'brien "q" \\ \b\f\n\r\t \u0001\u001f\u007f caf\u00e9 \u2028\u2029 \ud83d\ude00 </script>';
+      const events = [
+        anAccess([randomNhsNumber(), randomNhsNumber(), randomNhsNumber()], { agent: { kind: 'user', id: awkward, role: 'urgent-care', organisation: awkward.slice(0, 20) } }),
+        anAccess([], { outcomeReason: awkward, query: awkward }),
+        makeEvent({ type: 'cmc.identity.login-failed.v1', source: '/t', key: 'k', data: { reason: awkward } }),
+      ];
+      await append(log, events);
+      // The row holds the text as JavaScript wrote it; verification reads PostgreSQL's JSON encoding of it.
+      const row = await log.db.selectFrom('audit_log').select(['agent_id', 'event']).where('seq', '=', '1').executeTakeFirstOrThrow();
+      expect(row.agent_id).toBe(awkward);
+      expect(await verifyChain(log, { chunkSize: 2 })).toMatchObject({ ok: true, entriesChecked: 3, firstProblem: null });
+      // And it is the encoding that is checked, not just the row count: one character changed is found.
+      await tamper(log, sql`update audit_log set agent_id = replace(agent_id, '\u00e9', 'e') where seq = 1`);
+      expect((await verifyChain(log)).firstProblem).toMatchObject({ seq: 1, kind: 'hash-mismatch' });
+    } finally {
+      await log.close();
+    }
+  });
+
+  it('when the log spans several chunks read by parallel streams, then every link across chunks and every entry is checked, and a break in any chunk is the one named', async () => {
+    const log = await aFreshLog();
+    try {
+      await append(log, Array.from({ length: 23 }, () => anAccess()));
+      for (const [chunkSize, parallelism] of [[1, 2], [4, 2], [5, 3], [7, 1], [23, 2], [100, 2]] as const) {
+        expect(await verifyChain(log, { chunkSize, parallelism })).toMatchObject({ ok: true, entriesChecked: 23, lastGoodSeq: 23 });
+      }
+      // A break at a chunk's first entry (8 with chunks of 7: only the link across chunks sees it) and one deep in a later chunk.
+      await tamper(log, sql`update audit_log set prev_hash = hash where seq = 8`);
+      expect(await verifyChain(log, { chunkSize: 7 })).toMatchObject({ ok: false, entriesChecked: 7, firstProblem: { seq: 8, kind: 'prev-hash-mismatch' } });
+      expect(await verifyChain(log, { chunkSize: 4 })).toMatchObject({ ok: false, entriesChecked: 7, firstProblem: { seq: 8, kind: 'prev-hash-mismatch' } });
+      await tamper(log, sql`delete from audit_log where seq = 21`);
+      expect(await verifyChain(log, { chunkSize: 20, parallelism: 2 })).toMatchObject({ firstProblem: { seq: 8 } });
+    } finally {
+      await log.close();
+    }
   });
 
   it('when many transactions append at once, then the chain is still linear', async () => {
     await Promise.all(Array.from({ length: 8 }, () => append(log, [anAccess(), anAccess()])));
-    const result = await verifyChain(log.db, { pageSize: 3 });
+    const result = await verifyChain(log, { chunkSize: 3 });
     expect(result).toMatchObject({ ok: true });
     const { n } = await log.db.selectFrom('audit_log').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow();
     expect(result.entriesChecked).toBe(Number(n));
@@ -123,7 +163,7 @@ describe('the log cannot be changed', () => {
     await expect(sql`update audit_log set outcome = 'refused' where seq = 1`.execute(log.db)).rejects.toThrow('audit_log is append-only: UPDATE refused');
     await expect(sql`delete from audit_log where seq = 2`.execute(log.db)).rejects.toThrow('audit_log is append-only: DELETE refused');
     await expect(sql`truncate audit_log`.execute(log.db)).rejects.toThrow('audit_log is append-only: TRUNCATE refused');
-    expect(await verifyChain(log.db)).toMatchObject({ ok: true, entriesChecked: 2 });
+    expect(await verifyChain(log)).toMatchObject({ ok: true, entriesChecked: 2 });
   });
 
   it('when running as cmc_audit_writer, then appending and reading work, and UPDATE, DELETE and TRUNCATE are not permitted', async () => {
@@ -140,7 +180,7 @@ describe('the log cannot be changed', () => {
         }),
       ).rejects.toThrow('permission denied for table audit_log');
     }
-    expect(await verifyChain(log.db)).toMatchObject({ ok: true, entriesChecked: 3 });
+    expect(await verifyChain(log)).toMatchObject({ ok: true, entriesChecked: 3 });
   });
 });
 
@@ -159,37 +199,40 @@ describe('verification, when a superuser changes rows behind the trigger', () =>
   it('when an entry\'s event is edited, then verification names that seq as a hash mismatch', async () => {
     await withTenEntries(async (log) => {
       await tamper(log, sql`update audit_log set event = replace(event, '"outcome":"allowed"', '"outcome":"refused"') where seq = 4`);
-      expect(await verifyChain(log.db, { pageSize: 3 })).toMatchObject({ ok: false, entriesChecked: 3, lastGoodSeq: 3, firstProblem: { seq: 4, kind: 'hash-mismatch' } });
+      expect(await verifyChain(log, { chunkSize: 3 })).toMatchObject({ ok: false, entriesChecked: 3, lastGoodSeq: 3, firstProblem: { seq: 4, kind: 'hash-mismatch' } });
     });
   });
 
   it('when only a report column is edited, then verification names that seq too', async () => {
     await withTenEntries(async (log) => {
       await tamper(log, sql`update audit_log set agent_organisation = 'X26' where seq = 9`);
-      expect((await verifyChain(log.db)).firstProblem).toMatchObject({ seq: 9, kind: 'hash-mismatch' });
+      expect((await verifyChain(log)).firstProblem).toMatchObject({ seq: 9, kind: 'hash-mismatch' });
     });
   });
 
   it('when an entry is deleted, then verification names the missing seq as a gap', async () => {
     await withTenEntries(async (log) => {
       await tamper(log, sql`delete from audit_log where seq = 6`);
-      const result = await verifyChain(log.db);
-      expect(result).toMatchObject({ ok: false, entriesChecked: 5, firstProblem: { seq: 6, kind: 'gap' } });
-      expect(result.firstProblem?.detail).toBe('entry 6 is missing: the entry after 5 is 7');
+      // Within a chunk, at a chunk's end (chunks of 6: 1-6, 7-10) and at a chunk's start (chunks of 5: 1-5, 6-10).
+      for (const chunkSize of [undefined, 6, 5]) {
+        const result = await verifyChain(log, chunkSize ? { chunkSize } : {});
+        expect(result).toMatchObject({ ok: false, entriesChecked: 5, firstProblem: { seq: 6, kind: 'gap' } });
+        expect(result.firstProblem?.detail).toBe('entry 6 is missing: the entry after 5 is 7');
+      }
     });
   });
 
   it('when two entries swap places, then verification names the first of them as not linked to the entry before', async () => {
     await withTenEntries(async (log) => {
       await tamper(log, sql`update audit_log set seq = 1000 where seq = 3`, sql`update audit_log set seq = 3 where seq = 7`, sql`update audit_log set seq = 7 where seq = 1000`);
-      expect((await verifyChain(log.db)).firstProblem).toMatchObject({ seq: 3, kind: 'prev-hash-mismatch' });
+      expect((await verifyChain(log)).firstProblem).toMatchObject({ seq: 3, kind: 'prev-hash-mismatch' });
     });
   });
 
   it('when an edited entry\'s hash is recomputed too, then the next entry no longer links to it', async () => {
     await withTenEntries(async (log) => {
       await tamper(log, sql`update audit_log set hash = sha256(prev_hash || convert_to('forged', 'UTF8')) where seq = 5`);
-      expect((await verifyChain(log.db)).firstProblem).toMatchObject({ seq: 5, kind: 'hash-mismatch' });
+      expect((await verifyChain(log)).firstProblem).toMatchObject({ seq: 5, kind: 'hash-mismatch' });
     });
   });
 

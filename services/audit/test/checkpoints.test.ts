@@ -85,7 +85,7 @@ describe('signed checkpoints and proofs', () => {
   });
 
   it('when the log is whole, then verification checks every checkpoint and its signature', async () => {
-    const result = await verifyChain(database.db, { keys, pageSize: 40 });
+    const result = await verifyChain(database, { keys, chunkSize: 40 });
     expect(result).toMatchObject({ ok: true, entriesChecked: 150, checkpointsChecked: 5, latestCheckpoint: 150, signaturesChecked: true, firstProblem: null });
   });
 });
@@ -108,14 +108,14 @@ describe('verification with checkpoints catches what the chain alone cannot', ()
       database,
       ...rechained.map((e) => sql`update audit_log set agent_id = ${e.agentId}, prev_hash = ${e.prevHash}, hash = ${e.hash} where seq = ${String(e.seq)}`),
     );
-    const chainOnly = await verifyChain(database.db, { keys });
+    const chainOnly = await verifyChain(database, { keys });
     expect(chainOnly.firstProblem).toMatchObject({ seq: 16, kind: 'checkpoint-root-mismatch' });
     expect(chainOnly.entriesChecked).toBe(15);
   });
 
   it('when the newest entries are cut from the end (chain still whole), then verification names the checkpoint beyond the log', async () => {
     await tamper(database, sql`delete from audit_log where seq > 35`);
-    const result = await verifyChain(database.db, { keys });
+    const result = await verifyChain(database, { keys });
     expect(result.ok).toBe(false);
     expect(result.firstProblem).toMatchObject({ seq: 40, kind: 'checkpoint-beyond-log' });
   });
@@ -129,15 +129,15 @@ describe('verification with checkpoints catches what the chain alone cannot', ()
 
   it('when a checkpoint signature is altered, then it is named; when it was signed by a key nobody trusts, then that is named', async () => {
     await tamper(database, sql`update audit_checkpoint set signature = set_byte(signature, 0, get_byte(signature, 0) # 1) where tree_size = 32`);
-    expect((await verifyChain(database.db, { keys })).firstProblem).toMatchObject({ seq: 32, kind: 'checkpoint-signature-invalid' });
+    expect((await verifyChain(database, { keys })).firstProblem).toMatchObject({ seq: 32, kind: 'checkpoint-signature-invalid' });
 
     const other = await aFreshLog();
     try {
       await appendMany(other, 3);
       await checkpointStep(other.db, generateSigningKey('test.audit.log'), { ...everyStep, maxEntries: 10 });
-      expect((await verifyChain(other.db, { keys })).firstProblem).toMatchObject({ seq: 3, kind: 'checkpoint-unknown-key' });
+      expect((await verifyChain(other, { keys })).firstProblem).toMatchObject({ seq: 3, kind: 'checkpoint-unknown-key' });
       // Without keys the roots are still checked, and the result says signatures were not.
-      expect(await verifyChain(other.db)).toMatchObject({ ok: true, signaturesChecked: false, checkpointsChecked: 1 });
+      expect(await verifyChain(other)).toMatchObject({ ok: true, signaturesChecked: false, checkpointsChecked: 1 });
     } finally {
       await other.close();
     }

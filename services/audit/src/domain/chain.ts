@@ -101,7 +101,7 @@ export function entryOf(event: CloudEvent, appendedAt: Date): EntryFields {
   return fields;
 }
 
-/** An entry's columns as text, as verification reads them (times already ISO 8601 to the millisecond, UTC). */
+/** An entry's columns with the times as text (ISO 8601 to the millisecond, UTC). */
 export interface EntryText extends Omit<EntryFields, 'recordedAt' | 'appendedAt' | 'nhsNumbers'> {
   recordedAt: string;
   appendedAt: string;
@@ -112,8 +112,9 @@ const str = (v: string | null): string => JSON.stringify(v);
 
 /**
  * The canonical JSON of an entry's columns (what canonicalJson gives for the object of them), written out
- * with its keys already in order: verification runs this once per entry, and the general canonicalJson is
- * several times slower. A test holds the two equal.
+ * with its keys already in order: the append runs this once per entry, and the general canonicalJson is
+ * several times slower. A test holds the two equal. Verification has the database write the same form
+ * (db/verification-rows.ts): a change here is a change there.
  */
 export function entryText(seq: number, e: EntryText): string {
   return (
@@ -130,11 +131,6 @@ export function entryText(seq: number, e: EntryText): string {
  */
 export function entryBytes(seq: number, e: EntryFields): Buffer {
   return Buffer.from(entryText(seq, { ...e, recordedAt: e.recordedAt.toISOString(), appendedAt: e.appendedAt.toISOString() }), 'utf8');
-}
-
-/** hash = SHA-256(prev_hash || entry bytes), from the entry's columns as text. */
-export function entryTextHash(prevHash: Buffer, seq: number, e: EntryText): Buffer {
-  return createHash('sha256').update(prevHash).update(entryText(seq, e), 'utf8').digest();
 }
 
 /** hash = SHA-256(prev_hash || entry bytes). */

@@ -53,7 +53,7 @@ export async function verifyRoutes(app: FastifyInstance, ctx: ServiceContext<Aud
       },
     },
     async (request) => {
-      const result = await verifyChain(database.db, { keys: (ctx.state as Keys).verifiers });
+      const result = await verifyChain(database, { keys: (ctx.state as Keys).verifiers });
       await recordAccess(database.db, database.schema, 'audit', request, {
         interaction: 'read',
         outcome: 'allowed',
