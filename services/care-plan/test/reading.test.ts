@@ -95,6 +95,22 @@ describe('who reads a plan, and every read is recorded', () => {
     expect(text).toMatch(/_lastUpdated/);
   });
 
+  it('a search by name or birth date (two patients can share them) is a 400 naming each, on every resource, never an answer', async () => {
+    const { nhs } = await aPlan();
+    const patient = encodeURIComponent(`${NHS}|${nhs}`);
+    for (const resource of ['CarePlan', 'AllergyIntolerance', 'Flag']) {
+      for (const query of ['name=Smith&birthdate=1940-01-01', `patient:identifier=${patient}&name=Smith`, `patient:identifier=${patient}&birthdate=1940-01-01`, 'family=Smith&given=Jo']) {
+        const res = await get(`/fhir/R4/${resource}?${query}`, urgentCare);
+        expect([resource, query, res.statusCode]).toEqual([resource, query, 400]);
+        const outcome = res.json<{ resourceType: string; issue: { diagnostics?: string }[] }>();
+        expect(outcome.resourceType).toBe('OperationOutcome');
+        for (const name of query.split('&').map((p) => p.split('=')[0]!).filter((n) => !n.startsWith('patient'))) {
+          expect(outcome.issue.map((i) => i.diagnostics).join(' ')).toContain(`unknown search parameter ${name}`);
+        }
+      }
+    }
+  });
+
   it('search by _lastUpdated and date narrows the results', async () => {
     const { nhs, id } = await aPlan();
     const q = (extra: string) => get(`/fhir/R4/CarePlan?patient:identifier=${encodeURIComponent(`${NHS}|${nhs}`)}&${extra}`, clinicianB);
