@@ -13,8 +13,8 @@ FROM node:24-bookworm-slim
 ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=build --chown=node:node /out /app
-# Where the audit service keeps its checkpoint signing key when AUDIT_SIGNING_KEY_FILE points there (a volume).
-RUN mkdir -p /var/lib/cmc-audit && chown node:node /var/lib/cmc-audit && chmod 700 /var/lib/cmc-audit
+# Where the audit service keeps its checkpoint signing key and notification its hook-secret key, when their *_FILE settings point there (volumes).
+RUN mkdir -p /var/lib/cmc-audit /var/lib/cmc-notification && chown node:node /var/lib/cmc-audit /var/lib/cmc-notification && chmod 700 /var/lib/cmc-audit /var/lib/cmc-notification
 USER node
 ENV HOST=0.0.0.0
 # kafkajs 2.2.4 schedules a negative timeout that Node 24 warns about on every request; it is harmless.

@@ -203,6 +203,32 @@ export const EVENT_DEFINITIONS = {
     doc: 'The patient (or their proxy) asked the care team to change the plan.',
     schema: planEvent,
   },
+  'cmc.notification.delivery-failed.v1': {
+    topic: TOPICS.notification,
+    doc: 'An email or a hook notification failed for good (its attempts or its retry period ran out): for the service team. No address, no patient.',
+    schema: closed(['deliveryId', 'channel', 'recipient', 'attempts', 'reason', 'failedAt'], {
+      /** The delivery, as GET /api/notifications/deliveries shows it. */
+      deliveryId: { type: 'string', pattern: '^[0-9]{1,20}$' },
+      channel: { enum: ['email', 'rest-hook'] },
+      /** email: the user id (or `lead:<ODS code>`); rest-hook: the subscription id. */
+      recipient: { type: 'string', maxLength: 200 },
+      /** email: what it was about (e.g. plan-published, review-due). */
+      kind: { type: 'string', maxLength: 50 },
+      attempts: { type: 'integer', minimum: 1 },
+      reason: { type: 'string', maxLength: 1000 },
+      failedAt: dateTime,
+    }),
+  },
+  'cmc.notification.subscription-errored.v1': {
+    topic: TOPICS.notification,
+    doc: 'A FHIR Subscription was put in error (its endpoint did not take notifications for too long, or its secret cannot be read): it receives nothing more.',
+    schema: closed(['subscriptionId', 'clientId', 'reason', 'erroredAt'], {
+      subscriptionId: uuid,
+      clientId: { type: 'string', maxLength: 200 },
+      reason: { type: 'string', maxLength: 1000 },
+      erroredAt: dateTime,
+    }),
+  },
   'cmc.access.recorded.v1': {
     topic: TOPICS.access,
     doc: 'Patient data was served (or refused): who, what, when, where, why. The audit log keeps every one.',

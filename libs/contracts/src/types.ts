@@ -104,7 +104,12 @@ export interface IdentityEventData {
   'cmc.identity.invitation-created.v1': { userId: string; email: string; role: 'patient' | 'proxy'; nhsNumber: string; acceptUrl: string; expiresAt: string; invitedBy: string };
 }
 
-export interface EventDataMap extends IdentityEventData {
+export interface NotificationEventData {
+  'cmc.notification.delivery-failed.v1': { deliveryId: string; channel: 'email' | 'rest-hook'; recipient: string; kind?: string; attempts: number; reason: string; failedAt: string };
+  'cmc.notification.subscription-errored.v1': { subscriptionId: string; clientId: string; reason: string; erroredAt: string };
+}
+
+export interface EventDataMap extends IdentityEventData, NotificationEventData {
   'cmc.consent.granted.v1': ConsentGrantedData;
   'cmc.consent.withdrawn.v1': ConsentWithdrawnData;
   'cmc.access.recorded.v1': AccessRecordedData;

@@ -1,4 +1,4 @@
-import { assertValidEvent, ContractError, dlqTopic, type CloudEvent, type EventType } from '@cmc/contracts';
+import { assertValidEvent, ContractError, dlqTopic, redactSecrets, type CloudEvent, type EventType } from '@cmc/contracts';
 import type { Database } from '@cmc/db';
 import type { Transaction } from 'kysely';
 import { safeError, type Logger } from '@cmc/logging';
@@ -234,11 +234,13 @@ export class EventConsumer<DB extends EventsTables> {
   }
 
   private async deadLetter(msg: IncomingMessage, event: CloudEvent | undefined, reason: string, attempts: number): Promise<void> {
+    // Kept for as long as someone looks at them: never with a bearer secret (a reset or invitation link) in it.
+    const payload = redactSecrets(msg.value);
     await this.opts.transport.publish([
       {
         topic: dlqTopic(msg.topic),
         key: msg.key ?? '',
-        value: msg.value,
+        value: payload,
         headers: {
           ...msg.headers,
           'dlq-reason': reason,
@@ -261,7 +263,7 @@ export class EventConsumer<DB extends EventsTables> {
         event_id: event?.id ?? null,
         event_type: event?.type ?? null,
         reason,
-        payload: msg.value,
+        payload,
         attempts,
       })
       .onConflict((oc) => oc.columns(['consumer', 'topic', 'partition', 'offset']).doNothing())

@@ -65,6 +65,12 @@ export async function startPlatform(opts: PlatformOptions = {}): Promise<Platfor
     mkdirSync(path.resolve(own.CMC_DATA_DIR), { recursive: true });
     env.AUDIT_SIGNING_KEY_FILE = path.resolve(own.CMC_DATA_DIR, 'audit-signing-key.pem');
   }
+  // Likewise the key that seals hook secrets in the notification schema (decision 0016): made at first start,
+  // kept beside the data, so that subscriptions still work after a restart.
+  if (!env.NOTIFY_SECRET_KEY && !env.NOTIFY_SECRET_KEY_FILE) {
+    mkdirSync(path.resolve(own.CMC_DATA_DIR), { recursive: true });
+    env.NOTIFY_SECRET_KEY_FILE = path.resolve(own.CMC_DATA_DIR, 'notify-secret-key');
+  }
 
   const started: Platform['services'] = [];
   const stopAll = async (): Promise<void> => {

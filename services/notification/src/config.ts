@@ -28,6 +28,17 @@ export const notificationConfigSpec = {
     min: 1,
     max: 30 * 86_400,
   }),
+  NOTIFY_HOOK_ALLOW_PRIVATE: bool({
+    doc: 'Let hook endpoints be on loopback, private (RFC 1918, fc00::/7, 100.64/10), link-local (169.254/16 with cloud metadata, fe80::/10), multicast or unspecified addresses. Off, such endpoints are refused when a subscription is made and again when each notification is sent, after DNS. Only for tests and local setups whose receiver runs on 127.0.0.1.',
+    default: false,
+  }),
+  NOTIFY_SECRET_KEY: optionalStr({
+    doc: 'Key that seals the hook secrets subscribers give (channel.header values) in the database, with AES-256-GCM: 32 random bytes in base64 (`openssl rand -base64 32`). Changing it makes the sealed secrets unreadable: their subscriptions go to error at their next notification.',
+    secret: true,
+  }),
+  NOTIFY_SECRET_KEY_FILE: optionalStr({
+    doc: 'File holding NOTIFY_SECRET_KEY, when that is not set; made with a new random key (mode 0600) when missing. With neither, a key for the life of the process (development only).',
+  }),
   NOTIFY_HOOK_CONCURRENCY: int({ doc: 'Hook notifications sent at once (never two for the same subscription and patient).', default: 4, min: 1, max: 64 }),
   NOTIFY_REVIEW_CHECK_SECONDS: int({
     doc: 'How often the review reminder job looks for plans due for review (it sends each reminder once, so running more often than daily only makes it catch up sooner).',
@@ -36,6 +47,18 @@ export const notificationConfigSpec = {
     max: 86_400,
   }),
   NOTIFY_REVIEW_SOON_DAYS: int({ doc: 'A plan whose review date is this many days away or fewer gets a "review due" reminder.', default: 14, min: 1, max: 90 }),
+  NOTIFY_APPROVAL_REMINDER_DAYS: int({
+    doc: 'A plan still awaiting approval this many days after it was submitted: its organisation\'s clinicians are reminded (once per submission), checked every NOTIFY_REVIEW_CHECK_SECONDS.',
+    default: 3,
+    min: 1,
+    max: 60,
+  }),
+  NOTIFY_APPROVAL_ESCALATION_DAYS: int({
+    doc: 'Days after the approval reminder (so NOTIFY_APPROVAL_REMINDER_DAYS + this after submission) when a plan still awaiting approval is escalated to its organisation\'s CMC lead (decision 0016).',
+    default: 2,
+    min: 1,
+    max: 60,
+  }),
   NOTIFY_INACTIVITY_DAYS: int({
     doc: 'Days without a login after which identity locks an account (keep equal to IDENTITY_INACTIVITY_DAYS); the account lock warning is reckoned from it.',
     default: 180,

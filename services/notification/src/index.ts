@@ -10,3 +10,6 @@ export { parseCriteria, parseEndpoint, parseHeaders, toFhirSubscription, CAREPLA
 export { notificationBundle, sendNextHook, type HookSettings } from './delivery/hooks';
 export { renderEmail, sendNextEmail, type EmailSettings } from './delivery/email';
 export { retryDelayMs } from './delivery/worker';
+export { runApprovalReminders, type ApprovalSettings } from './domain/approvals';
+export { SecretBox, SecretUnreadableError, loadSecretBox, parseSecretKey, sealLegacyHeaders } from './domain/secrets';
+export { isForbiddenAddress, forbiddenHost } from './delivery/address-guard';

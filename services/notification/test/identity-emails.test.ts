@@ -1,7 +1,8 @@
 /** Invitation and password reset emails: sent from the handler, once, and their links never stored. */
 import type { Transport } from '@cmc/events';
 import type { RunningService } from '@cmc/service';
-import { TestIssuer, newTransport, randomNhsNumber, startTestService, waitFor } from '@cmc/test-support';
+import { dlqTopic, TOPICS } from '@cmc/contracts';
+import { TestIssuer, collect, newTransport, randomNhsNumber, startTestService, waitFor, waitForMessages } from '@cmc/test-support';
 import { sql } from 'kysely';
 import { randomUUID } from 'node:crypto';
 import { notificationService, type NotificationDB } from '../src';
@@ -126,5 +127,56 @@ describe('without SMTP, and last logins', () => {
       return svc.database.db.selectFrom('recipients').select('last_login_at').where('user_id', '=', userId).executeTakeFirst();
     }, 20_000, 'the logins');
     expect(row.last_login_at!.toISOString()).toBe('2027-03-01T08:00:00.000Z');
+  });
+});
+
+describe('an identity email the SMTP server refuses every time, over Kafka', () => {
+  const issuer = new TestIssuer();
+  let transport: Transport;
+  let smtp: Awaited<ReturnType<typeof startSmtp>>;
+  let svc: RunningService<NotificationDB>;
+
+  beforeAll(async () => {
+    smtp = await startSmtp();
+    smtp.refuse.on = true;
+    transport = await newTransport('kafka');
+    svc = await startTestService(notificationService, { transport, issuer, env: fastEnv(smtp.url) });
+  });
+  afterAll(async () => {
+    await svc?.close();
+    await transport?.close();
+    await smtp?.close();
+  });
+
+  it('when the event is dead-lettered, then neither the dead_letters table nor the dead-letter topic keeps its link', async () => {
+    const dlq = await collect(transport, dlqTopic(TOPICS.identity));
+    try {
+      const resetSecret = `reset-${randomUUID()}`;
+      const inviteSecret = `invite-${randomUUID()}`;
+      const reset = resetRequested(`someone-${randomUUID().slice(0, 8)}@example.test`, `https://cmc.example.test/reset-password#token=${resetSecret}`);
+      const invitation = invitationCreated(`patient-${randomUUID().slice(0, 8)}@example.test`, `https://cmc.example.test/accept-invitation#token=${inviteSecret}`, randomNhsNumber());
+      await send(transport, reset, invitation);
+      const dead = await waitFor(async () => {
+        const rows = await svc.database.db.selectFrom('dead_letters').select(['event_id', 'payload', 'reason']).where('event_id', 'in', [reset.id, invitation.id]).execute();
+        return rows.length === 2 ? rows : undefined;
+      }, 60_000, 'both events dead-lettered');
+      for (const row of dead) {
+        expect(row.reason).toMatch(/SMTP: .*451/);
+        expect(row.payload).toContain('[redacted]');
+      }
+      expect(JSON.parse(dead.find((r) => r.event_id === reset.id)!.payload)).toMatchObject({ id: reset.id, data: { resetUrl: '[redacted]', userId: reset.data.userId } });
+      expect(JSON.parse(dead.find((r) => r.event_id === invitation.id)!.payload)).toMatchObject({ id: invitation.id, data: { acceptUrl: '[redacted]' } });
+      for (const secret of [resetSecret, inviteSecret]) expect(await whereStored(svc, secret)).toEqual([]);
+
+      const onTopic = await waitForMessages(dlq.messages, 2, (m) => m.value.includes(reset.id) || m.value.includes(invitation.id), 60_000);
+      for (const m of onTopic) {
+        expect(m.value).not.toContain(resetSecret);
+        expect(m.value).not.toContain(inviteSecret);
+        expect(m.value).toContain('[redacted]');
+      }
+      expect(smtp.mails).toHaveLength(0);
+    } finally {
+      await dlq.stop();
+    }
   });
 });

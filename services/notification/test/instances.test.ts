@@ -3,7 +3,7 @@ import type { Transport } from '@cmc/events';
 import type { RunningService } from '@cmc/service';
 import { TestIssuer, newTransport, startTestService, uniqueName, waitFor } from '@cmc/test-support';
 import { notificationService, type NotificationDB } from '../src';
-import { APlan, aUser, fastEnv, focusOf, send, startReceiver, startSmtp, uniqueOds, userCreated } from './support';
+import { APlan, LOCAL_HOOKS, aUser, fastEnv, focusOf, send, startReceiver, startSmtp, uniqueOds, userCreated } from './support';
 
 describe('two instances', () => {
   const issuer = new TestIssuer();
@@ -16,7 +16,7 @@ describe('two instances', () => {
     smtp = await startSmtp();
     receiver = await startReceiver();
     transport = await newTransport('sql');
-    const env = { ...fastEnv(smtp.url), NOTIFY_DB_SCHEMA: uniqueName('notification'), NOTIFY_HOOK_CONCURRENCY: '3' };
+    const env = { ...fastEnv(smtp.url), ...LOCAL_HOOKS, NOTIFY_DB_SCHEMA: uniqueName('notification'), NOTIFY_HOOK_CONCURRENCY: '3' };
     instances.push(await startTestService(notificationService, { transport, issuer, env }));
     instances.push(await startTestService(notificationService, { transport, issuer, env }));
   });

@@ -1,7 +1,8 @@
 /** From events to the inbox and to email: who hears of what, once, with nothing clinical in the mail. */
 import type { Transport } from '@cmc/events';
 import type { RunningService } from '@cmc/service';
-import { TestIssuer, newTransport, startTestService, waitFor } from '@cmc/test-support';
+import { TOPICS } from '@cmc/contracts';
+import { TestIssuer, collect, newTransport, startTestService, waitFor, waitForMessages } from '@cmc/test-support';
 import type { OperationOutcome } from 'fhir/r4';
 import { notificationService, type NotificationDB } from '../src';
 import { APlan, aUser, event, fastEnv, send, startSmtp, uniqueOds, userCreated, userDeactivated, type TestUser } from './support';
@@ -204,13 +205,16 @@ describe('an email that cannot be delivered', () => {
   const issuer = new TestIssuer();
   let transport: Transport;
   let svc: RunningService<NotificationDB>;
+  let announcements: Awaited<ReturnType<typeof collect>>;
 
   beforeAll(async () => {
     transport = await newTransport('sql');
+    announcements = await collect(transport, TOPICS.notification);
     // Nothing listens on port 9 (discard) here: every attempt is refused.
     svc = await startTestService(notificationService, { transport, issuer, env: { ...fastEnv('smtp://127.0.0.1:9'), NOTIFY_EMAIL_MAX_ATTEMPTS: '3', NOTIFY_SMTP_TIMEOUT_MS: '500' } });
   });
   afterAll(async () => {
+    await announcements?.stop();
     await svc?.close();
     await transport?.close();
   });
@@ -236,5 +240,14 @@ describe('an email that cannot be delivered', () => {
     );
     const clinicianAsks = await svc.app.inject({ method: 'GET', url: '/api/notifications/deliveries', headers: { authorization: issuer.bearer({ sub: clinician.userId, role: 'clinician', org }) } });
     expect(clinicianAsks.statusCode).toBe(403);
+
+    // Announced on cmc.notification.v1, written to the outbox with the status and relayed: no address, no patient.
+    const outbox = await svc.database.db.selectFrom('outbox').select(['type', 'payload']).where('key', '=', `email-${row.id}`).execute();
+    expect(outbox.map((o) => o.type)).toEqual(['cmc.notification.delivery-failed.v1']);
+    const onTopic = await waitForMessages(announcements.messages, 1, (m) => m.key === `email-${row.id}`);
+    const announced = JSON.parse(onTopic[0]!.value) as { type: string; data: Record<string, unknown> };
+    expect(announced).toMatchObject({ type: 'cmc.notification.delivery-failed.v1', data: { deliveryId: String(row.id), channel: 'email', recipient: clinician.userId, kind: 'plan-submitted', attempts: 3, reason: row.last_error } });
+    expect(onTopic[0]!.value).not.toContain(clinician.email);
+    expect(onTopic[0]!.value).not.toContain(plan.nhsNumber);
   });
 });

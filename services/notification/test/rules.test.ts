@@ -1,8 +1,8 @@
 /** The rule table and the pieces that need no database. */
 import { randomNhsNumber } from '@cmc/test-support';
-import type { PlanEventData } from '@cmc/contracts';
+import { redactSecrets, type PlanEventData } from '@cmc/contracts';
 import { OperationOutcomeError } from '@cmc/fhir';
-import { RULES, isHookEvent, kindOfPlanEvent, notificationBundle, parseCriteria, parseEndpoint, parseHeaders, renderEmail, retryDelayMs, sourceKey } from '../src';
+import { RULES, forbiddenHost, isForbiddenAddress, isHookEvent, kindOfPlanEvent, notificationBundle, parseCriteria, parseEndpoint, parseHeaders, renderEmail, retryDelayMs, sourceKey } from '../src';
 
 const data = (over: Partial<PlanEventData> = {}): PlanEventData => ({
   planId: crypto.randomUUID(), versionId: '2', nhsNumber: randomNhsNumber(), state: 'published', organisation: 'ABC12', changedBy: 'u', changedAt: new Date().toISOString(), ...over,
@@ -11,7 +11,7 @@ const data = (over: Partial<PlanEventData> = {}): PlanEventData => ({
 describe('the rule table', () => {
   it('says what goes to whom, as issue #8 asks', () => {
     expect(RULES).toEqual({
-      'plan-submitted': ['organisation-clinicians'],
+      'plan-submitted': ['organisation-clinicians', 'approving-gp-practice-clinicians'],
       'plan-published': ['gp-practice-clinicians', 'author', 'organisation-clinicians'],
       'plan-updated': ['gp-practice-clinicians', 'author', 'organisation-clinicians'],
       'note-added': ['gp-practice-clinicians', 'author'],
@@ -21,6 +21,8 @@ describe('the rule table', () => {
       'death-recorded': ['author', 'organisation-clinicians', 'gp-practice-clinicians'],
       'review-due': ['reviewer'],
       'review-overdue': ['reviewer', 'organisation-clinicians'],
+      'approval-reminder': ['organisation-clinicians', 'approving-gp-practice-clinicians'],
+      'approval-escalation': ['organisation-lead'],
     });
   });
 
@@ -71,7 +73,7 @@ describe('what is sent', () => {
   it('an email names no patient and no plan, only where to sign in', () => {
     for (const kind of Object.keys(RULES)) {
       const { subject, text } = renderEmail(kind, 'https://cmc.example/');
-      expect(subject).toMatch(/^A care plan (you follow has changed|is due for review)$/);
+      expect(subject).toMatch(/^A care plan (you follow has changed|is due for review|is waiting for approval)$/);
       expect(text).toContain('Sign in to see it: https://cmc.example/');
       expect(text).not.toMatch(/\d{10}|[0-9a-f]{8}-/);
     }
@@ -91,5 +93,30 @@ describe('what is sent', () => {
       expect(d).toBeGreaterThanOrEqual(ceiling / 2);
       expect(d).toBeLessThanOrEqual(ceiling);
     }
+  });
+});
+
+describe('what is kept of a failed event, and which hook addresses are refused', () => {
+  it('redacts bearer links from a dead letter, whatever its type says, and token= values from what is not JSON', () => {
+    const event = { specversion: '1.0', id: crypto.randomUUID(), type: 'cmc.identity.password-reset-requested.v1', data: { userId: 'u', resetUrl: 'https://x.test/r#token=abc', expiresAt: 'later' } };
+    expect(JSON.parse(redactSecrets(JSON.stringify(event)))).toEqual({ ...event, data: { ...event.data, resetUrl: '[redacted]' } });
+    const mistyped = { ...event, type: 'cmc.identity.invitation-created.v9', data: { acceptUrl: 'https://x.test/a#token=the-invitation-secret' } };
+    expect(redactSecrets(JSON.stringify(mistyped))).not.toContain('the-invitation-secret');
+    const plain = JSON.stringify({ ...event, type: 'cmc.careplan.published.v1', data: { planId: 'p' } });
+    expect(redactSecrets(plain)).toBe(plain);
+    expect(redactSecrets('{not json https://x.test/a#token=ghi&x=1')).toBe('{not json https://x.test/a#token=[redacted]&x=1');
+  });
+
+  it('refuses loopback, private, link-local, multicast and unspecified addresses, v4 and v6, and takes public ones', () => {
+    for (const a of ['127.0.0.1', '10.0.0.1', '172.16.5.4', '192.168.0.1', '169.254.169.254', '100.64.1.1', '0.0.0.0', '224.0.0.251', '255.255.255.255', '::', '::1', 'fc00::1', 'fdff::1', 'fe80::1', 'ff02::1', '::ffff:10.0.0.1', '::ffff:7f00:1', '64:ff9b::7f00:1', '64:ff9b::192.168.0.1', 'not-an-address']) {
+      expect({ a, forbidden: isForbiddenAddress(a) }).toEqual({ a, forbidden: true });
+    }
+    for (const a of ['8.8.8.8', '172.32.0.1', '192.169.0.1', '203.0.113.7', '2001:db8::1', '2a00:1450::1', '64:ff9b::808:808', '::ffff:8.8.8.8']) {
+      expect({ a, forbidden: isForbiddenAddress(a) }).toEqual({ a, forbidden: false });
+    }
+    expect(forbiddenHost('localhost')).toMatch(/local machine/);
+    expect(forbiddenHost('LOCALHOST.')).toMatch(/local machine/);
+    expect(forbiddenHost('[::1]')).toMatch(/loopback/);
+    expect(forbiddenHost('gp-system.example')).toBeUndefined();
   });
 });

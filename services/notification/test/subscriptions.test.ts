@@ -4,7 +4,7 @@ import type { RunningService } from '@cmc/service';
 import { TestIssuer, newTransport, randomNhsNumber, startTestService, uniqueName, waitFor } from '@cmc/test-support';
 import type { Bundle, OperationOutcome, Subscription } from 'fhir/r4';
 import { notificationService, type NotificationDB } from '../src';
-import { APlan, fastEnv, focusOf, send, startReceiver, uniqueOds } from './support';
+import { APlan, LOCAL_HOOKS, fastEnv, focusOf, send, startReceiver, uniqueOds, whereStored } from './support';
 
 const NHS = 'https://fhir.nhs.uk/Id/nhs-number';
 
@@ -25,7 +25,7 @@ describe('FHIR Subscription', () => {
   beforeAll(async () => {
     receiver = await startReceiver();
     transport = await newTransport('sql');
-    svc = await startTestService(notificationService, { transport, issuer, env: { ...fastEnv(), NOTIFY_HOOK_TIMEOUT_MS: '300' } });
+    svc = await startTestService(notificationService, { transport, issuer, env: { ...fastEnv(), ...LOCAL_HOOKS, NOTIFY_HOOK_TIMEOUT_MS: '300' } });
   });
   afterAll(async () => {
     await svc?.close();
@@ -87,6 +87,11 @@ describe('FHIR Subscription', () => {
     const sub = await subscribe(`CarePlan?patient:identifier=${NHS}|${nhs}`);
     expect(sub).toMatchObject({ resourceType: 'Subscription', status: 'active', channel: { type: 'rest-hook', endpoint: receiver.url, header: ['Authorization: [redacted]'] } });
     expect(JSON.stringify(sub)).not.toContain('hook-secret');
+    // Nor readable in the database: sealed (AES-256-GCM), only the header's name in clear.
+    expect(await whereStored(svc, 'Bearer hook-secret')).toEqual([]);
+    const stored = await svc.database.db.selectFrom('subscriptions').select(['headers', 'header_secret']).where('id', '=', sub.id!).executeTakeFirstOrThrow();
+    expect(stored.headers).toEqual(['Authorization']);
+    expect(stored.header_secret).toMatch(/^v1\./);
     const own = await svc.app.inject({ method: 'GET', url: `/fhir/R4/Subscription/${sub.id}`, headers: { authorization: system } });
     expect(own.statusCode).toBe(200);
     expect((await svc.app.inject({ method: 'GET', url: `/fhir/R4/Subscription/${sub.id}`, headers: { authorization: otherSystem } })).statusCode).toBe(404);
@@ -176,7 +181,7 @@ describe('a subscription whose endpoint never comes back', () => {
     receiver = await startReceiver();
     receiver.mode.value = 'down';
     transport = await newTransport('sql');
-    svc = await startTestService(notificationService, { transport, issuer, env: { ...fastEnv(), NOTIFY_HOOK_GIVE_UP_SECONDS: '1' } });
+    svc = await startTestService(notificationService, { transport, issuer, env: { ...fastEnv(), ...LOCAL_HOOKS, NOTIFY_HOOK_GIVE_UP_SECONDS: '1' } });
   });
   afterAll(async () => {
     await svc?.close();

@@ -1,11 +1,14 @@
 /** Shared by the notification tests: events as the other services send them, a real SMTP server, a real hook receiver. */
 import { makeEvent, topicOf, type CloudEvent, type EventType, type NewEvent, type PlanEventData } from '@cmc/contracts';
 import type { Transport } from '@cmc/events';
+import type { RunningService } from '@cmc/service';
+import { sql } from 'kysely';
 import { randomNhsNumber } from '@cmc/test-support';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { SMTPServer } from 'smtp-server';
+import type { NotificationDB } from '../src';
 
 /** Sends events as their producers' relays would (the key is the patient's NHS number, else the aggregate). */
 export async function send(transport: Transport, ...events: CloudEvent[]): Promise<void> {
@@ -173,9 +176,16 @@ export function focusOf(hook: ReceivedHook): { focus: string | undefined; eventN
   return { focus: ev?.part?.find((p) => p.name === 'focus')?.valueReference?.reference, eventNumber: ev?.part?.find((p) => p.name === 'event-number')?.valueString };
 }
 
-/** Fast retries and polling for tests; email and hooks against the given servers. */
+/** A key for hook secrets, made for this test run (none is kept in the repository). */
+export const aSecretKey = (): string => randomBytes(32).toString('base64');
+
+/** For tests whose hook receiver runs on 127.0.0.1: the service refuses such endpoints otherwise. */
+export const LOCAL_HOOKS: Record<string, string> = { NOTIFY_HOOK_ALLOW_PRIVATE: 'true' };
+
+/** Fast retries and polling for tests; email and hooks against the given servers; a fresh key for hook secrets. */
 export const fastEnv = (smtpUrl?: string): Record<string, string> => ({
   ...(smtpUrl ? { NOTIFY_SMTP_URL: smtpUrl } : {}),
+  NOTIFY_SECRET_KEY: aSecretKey(),
   NOTIFY_APP_URL: 'https://cmc.example.test/',
   NOTIFY_POLL_MS: '20',
   NOTIFY_RETRY_BASE_MS: '10',
@@ -184,3 +194,17 @@ export const fastEnv = (smtpUrl?: string): Record<string, string> => ({
   NOTIFY_HOOK_TIMEOUT_MS: '500',
   NOTIFY_REVIEW_CHECK_SECONDS: '86400',
 });
+
+/** Every text (and JSON, and array) value of every table of the service's schema that contains `needle`, as `table.column`. */
+export async function whereStored(svc: Pick<RunningService<NotificationDB>, 'config' | 'database'>, needle: string): Promise<string[]> {
+  const { rows: columns } = await sql<{ table_name: string; column_name: string }>`
+    select table_name, column_name from information_schema.columns
+    where table_schema = ${svc.config.schema} and data_type in ('text', 'character varying', 'json', 'jsonb', 'ARRAY')`.execute(svc.database.db);
+  if (columns.length < 10) throw new Error(`only ${columns.length} text columns found in ${svc.config.schema}`);
+  const found: string[] = [];
+  for (const c of columns) {
+    const { rows } = await sql<{ n: number }>`select count(*)::int as n from ${sql.table(c.table_name)} where ${sql.ref(c.column_name)}::text like ${`%${needle}%`}`.execute(svc.database.db);
+    if (rows[0]!.n > 0) found.push(`${c.table_name}.${c.column_name}`);
+  }
+  return found;
+}

@@ -46,6 +46,7 @@ const SECURITY_ALERT = coding(DCM, '110113', 'Security Alert');
 const LOGIN = coding(DCM, '110122', 'Login');
 const USER_ATTRIBUTES_CHANGED = coding(DCM, '110137', 'User Security Attributes Changed');
 const SECURITY_CONFIGURATION = coding(DCM, '110129', 'Security Configuration');
+const APPLICATION_ACTIVITY = coding(DCM, '110100', 'Application Activity');
 
 /** An access's interaction as BALP shows it: the RESTful interaction and the action (a search is an Execute). */
 export const INTERACTIONS: Record<AccessInteraction, { restful: string; action: Action; ours?: true }> = {
@@ -100,6 +101,9 @@ export const DOMAIN_EVENTS: Record<Exclude<EventType, typeof ACCESS_EVENT>, Doma
   'cmc.identity.invitation-created.v1': security(USER_ATTRIBUTES_CHANGED, 'C'),
   'cmc.identity.organisation-changed.v1': security(SECURITY_CONFIGURATION, 'U'),
   'cmc.identity.client-registered.v1': security(SECURITY_CONFIGURATION, 'C'),
+  // The notification service's failures for good (an email, a hook notification, a subscription put in error).
+  'cmc.notification.delivery-failed.v1': { type: APPLICATION_ACTIVITY, action: 'E', outcome: '4' },
+  'cmc.notification.subscription-errored.v1': { type: APPLICATION_ACTIVITY, action: 'E', outcome: '4' },
 };
 
 /** Domain events whose actor is the user they are about (the log's agent column is empty for them). */

@@ -41,6 +41,7 @@ export async function deactivateRecipient(db: Db, userId: string): Promise<void>
 export async function applyPlanEvent(db: Db, type: string, d: PlanEventData): Promise<Plan> {
   const version = Number(d.versionId);
   const published = type === 'cmc.careplan.published.v1';
+  const submitted = type === 'cmc.careplan.submitted.v1';
   const row = await db
     .insertInto('plans')
     .values({
@@ -53,11 +54,14 @@ export async function applyPlanEvent(db: Db, type: string, d: PlanEventData): Pr
       review_date: d.reviewDate ?? null,
       state: d.state,
       version_id: version,
+      submitted_at: submitted ? new Date(d.changedAt) : null,
     })
     .onConflict((oc) =>
       oc.column('plan_id').doUpdateSet({
         organisation: sql<string>`case when excluded.version_id >= plans.version_id then excluded.organisation else plans.organisation end`,
         reviewer: sql<string | null>`case when ${published} then excluded.reviewer else plans.reviewer end`,
+        // Each submission starts the approval clock again (and makes new reminders: they are keyed by it).
+        submitted_at: sql<Date | null>`case when ${submitted} and excluded.version_id >= plans.version_id then excluded.submitted_at else plans.submitted_at end`,
         gp_practice: sql<string | null>`case when excluded.version_id >= plans.version_id then coalesce(excluded.gp_practice, plans.gp_practice) else plans.gp_practice end`,
         review_date: sql<string | null>`case when excluded.version_id >= plans.version_id then coalesce(excluded.review_date, plans.review_date) else plans.review_date end`,
         state: sql<string>`case when excluded.version_id >= plans.version_id then excluded.state else plans.state end`,

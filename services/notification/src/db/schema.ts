@@ -24,6 +24,8 @@ export interface PlansTable {
   review_date: string | null;
   state: string;
   version_id: number;
+  /** When it was last submitted for approval (the approval reminder and escalation count from it). */
+  submitted_at: Generated<Date | null>;
   updated_at: Generated<Date>;
 }
 
@@ -61,7 +63,10 @@ export interface SubscriptionsTable {
   criteria_kind: 'patient' | 'gp-practice';
   criteria_value: string;
   endpoint: string;
+  /** The names of the hook's headers only; their lines are sealed in header_secret. */
   headers: string[];
+  /** The header lines (`Name: value`), sealed with AES-256-GCM (domain/secrets.ts); null when there are none. */
+  header_secret: Generated<string | null>;
   reason: string;
   status: 'active' | 'error' | 'off';
   error: string | null;
@@ -109,6 +114,23 @@ export interface LockWarningsTable {
   created_at: Generated<Date>;
 }
 
+export interface ApprovalRemindersTable {
+  plan_id: string;
+  kind: 'approval-reminder' | 'approval-escalation';
+  submitted_at: Date;
+  recipients: number;
+  created_at: Generated<Date>;
+}
+
+/** What the service team records of an organisation for notifications (decision 0016). */
+export interface OrganisationSettingsTable {
+  organisation: string;
+  lead_email: string | null;
+  gp_practice_approves: Generated<boolean>;
+  updated_by: string;
+  updated_at: Generated<Date>;
+}
+
 export interface NotificationDB extends EventsTables {
   recipients: RecipientsTable;
   plans: PlansTable;
@@ -119,6 +141,8 @@ export interface NotificationDB extends EventsTables {
   review_reminders: ReviewRemindersTable;
   identity_emails: IdentityEmailsTable;
   lock_warnings: LockWarningsTable;
+  approval_reminders: ApprovalRemindersTable;
+  organisation_settings: OrganisationSettingsTable;
 }
 
 export type Plan = Selectable<PlansTable>;

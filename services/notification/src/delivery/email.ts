@@ -1,12 +1,14 @@
+import { publish } from '@cmc/events';
 import type { Kysely } from 'kysely';
 import { sql } from 'kysely';
 import { createTransport, type Transporter } from 'nodemailer';
 import { smtpOptions, type NotificationConfig, type SmtpOptions } from '../config';
 import type { NotificationDB } from '../db/schema';
 import type { NotificationKind } from '../domain/rules';
-import { retryAt } from './worker';
+import { NOTIFICATION_SOURCE, retryAt } from './worker';
 
 const REVIEW_KINDS: readonly string[] = ['review-due', 'review-overdue'] satisfies NotificationKind[];
+const APPROVAL_KINDS: readonly string[] = ['approval-reminder', 'approval-escalation'] satisfies NotificationKind[];
 
 export interface EmailSettings {
   from: string;
@@ -16,6 +18,8 @@ export interface EmailSettings {
   maxAttempts: number;
   retryBaseMs: number;
   retryCapMs: number;
+  /** The service's schema: an email that fails for good is announced on cmc.notification.v1 through its outbox. */
+  schema?: string;
 }
 
 /**
@@ -33,6 +37,20 @@ export function renderEmail(kind: string, appUrl: string, lock?: { daysLeft: num
         `Sign in within ${days} day${days === 1 ? '' : 's'} to keep your account: ${appUrl}`,
         '',
         'If your account is locked, your organisation\'s Coordinate My Care lead can unlock it.',
+      ].join('\n'),
+    };
+  }
+  if (APPROVAL_KINDS.includes(kind)) {
+    return {
+      subject: 'A care plan is waiting for approval',
+      text: [
+        kind === 'approval-escalation'
+          ? 'A care plan of your organisation has been waiting for approval for several days. Until a clinician approves it, urgent care services cannot see it.'
+          : 'A care plan has been waiting for approval for several days. Until it is approved, urgent care services cannot see it.',
+        '',
+        `Sign in to see it: ${appUrl}`,
+        '',
+        'This message carries no patient details by design. If you did not expect it, tell your organisation\'s Coordinate My Care lead.',
       ].join('\n'),
     };
   }
@@ -134,6 +152,15 @@ export async function sendNextEmail(db: Kysely<NotificationDB>, transporter: Pic
         })
         .where('id', '=', row.id)
         .execute();
+      if (failed && s.schema) {
+        // In the same transaction as the row's status: announced if and only if it is recorded as failed.
+        await publish(trx, s.schema, {
+          type: 'cmc.notification.delivery-failed.v1',
+          source: NOTIFICATION_SOURCE,
+          key: `email-${row.id}`,
+          data: { deliveryId: String(row.id), channel: 'email', recipient: row.recipient, kind: row.kind, attempts, reason: error, failedAt: new Date().toISOString() },
+        });
+      }
     }
     return true;
   });

@@ -1,16 +1,27 @@
+import { publish } from '@cmc/events';
 import type { Logger } from '@cmc/logging';
 import type { Bundle, Parameters } from 'fhir/r4';
 import { sql, type Kysely } from 'kysely';
 import { randomUUID } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import type { NotificationDB } from '../db/schema';
+import { SecretUnreadableError, type SecretBox } from '../domain/secrets';
 import { CAREPLAN_TOPIC } from '../domain/subscription';
-import { retryAt } from './worker';
+import { ForbiddenAddressError, guardedLookup, ipLiteralOf, isForbiddenAddress } from './address-guard';
+import { NOTIFICATION_SOURCE, retryAt } from './worker';
 
 export interface HookSettings {
   timeoutMs: number;
   retryBaseMs: number;
   retryCapMs: number;
   giveUpSeconds: number;
+  /** NOTIFY_HOOK_ALLOW_PRIVATE: let endpoints be on private, loopback and other internal networks (tests, local setups). */
+  allowPrivate: boolean;
+  /** Opens the sealed header lines. */
+  box: SecretBox;
+  /** The service's schema: a failure for good is announced on cmc.notification.v1 through its outbox. */
+  schema?: string;
 }
 
 interface DueHook {
@@ -24,6 +35,8 @@ interface DueHook {
   created_at: Date;
   endpoint: string;
   headers: string[];
+  header_secret: string | null;
+  client_id: string;
 }
 
 const BACKPORT = 'http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition';
@@ -65,24 +78,50 @@ export function notificationBundle(h: Pick<DueHook, 'subscription_id' | 'event_n
   };
 }
 
-/** POSTs the notification; resolves when the endpoint answered 2xx within the timeout, else throws why not. */
+/** The header lines to send: opened from their sealed form (rows stored before sealing still hold them in clear). */
+function headerLines(h: DueHook, box: SecretBox): string[] {
+  if (h.header_secret) return box.openHeaders(h.header_secret, h.subscription_id);
+  return h.headers.filter((l) => l.includes(':'));
+}
+
+/**
+ * POSTs the notification; resolves when the endpoint answered 2xx within the timeout, else throws why not.
+ * Unless private addresses are allowed, an endpoint whose host is such an address, or a name that resolves
+ * to one, is refused before any connection (the connection then goes to the address that was checked).
+ */
 async function post(h: DueHook, s: HookSettings): Promise<void> {
+  const url = new URL(h.endpoint);
+  // An address in the URL is judged here (no DNS is asked for it); a name, by guardedLookup once resolved
+  // (localhost included: it is refused because of what it resolves to).
+  const literal = ipLiteralOf(url.hostname);
+  if (!s.allowPrivate && literal !== undefined && isForbiddenAddress(literal)) throw new ForbiddenAddressError();
   const headers: Record<string, string> = { 'content-type': 'application/fhir+json' };
-  for (const line of h.headers) {
+  for (const line of headerLines(h, s.box)) {
     const colon = line.indexOf(':');
     headers[line.slice(0, colon).trim()] = line.slice(colon + 1).trim();
   }
-  let res: Response;
-  try {
-    res = await fetch(h.endpoint, { method: 'POST', headers, body: JSON.stringify(notificationBundle(h)), redirect: 'manual', signal: AbortSignal.timeout(s.timeoutMs) });
-  } catch (e) {
-    const err = e as Error & { cause?: { code?: string; message?: string } };
-    if (err.name === 'TimeoutError' || err.name === 'AbortError') throw new Error(`no answer within ${s.timeoutMs} ms`, { cause: e });
-    throw new Error(`request failed: ${err.cause?.code ?? err.cause?.message ?? err.message}`.slice(0, 300), { cause: e });
-  }
-  // The answer's body is of no use; do not wait for it.
-  await res.body?.cancel().catch(() => undefined);
-  if (res.status < 200 || res.status > 299) throw new Error(`endpoint answered HTTP ${res.status}`);
+  const body = JSON.stringify(notificationBundle(h));
+  headers['content-length'] = String(Buffer.byteLength(body));
+  const request = url.protocol === 'https:' ? httpsRequest : httpRequest;
+  await new Promise<void>((resolve, reject) => {
+    const req = request(
+      url,
+      { method: 'POST', headers, signal: AbortSignal.timeout(s.timeoutMs), agent: false, ...(s.allowPrivate ? {} : { lookup: guardedLookup }) },
+      (res) => {
+        // The answer's body is of no use: do not wait for it (nor let a large one be read).
+        res.destroy();
+        const status = res.statusCode ?? 0;
+        if (status < 200 || status > 299) reject(new Error(`endpoint answered HTTP ${status}`));
+        else resolve();
+      },
+    );
+    req.on('error', (e: Error & { code?: string }) => {
+      if (e instanceof ForbiddenAddressError || e.code === 'EFORBIDDENADDRESS') reject(new ForbiddenAddressError());
+      else if (e.name === 'AbortError' || e.name === 'TimeoutError') reject(new Error(`no answer within ${s.timeoutMs} ms`, { cause: e }));
+      else reject(new Error(`request failed: ${e.code ?? e.message}`.slice(0, 300), { cause: e }));
+    });
+    req.end(body);
+  });
 }
 
 /**
@@ -96,7 +135,7 @@ async function post(h: DueHook, s: HookSettings): Promise<void> {
 export async function sendNextHook(db: Kysely<NotificationDB>, s: HookSettings, logger: Pick<Logger, 'warn'>): Promise<boolean> {
   return db.transaction().execute(async (trx) => {
     const { rows } = await sql<DueHook>`
-      select d.id, d.subscription_id, d.event_number, d.plan_id, d.event_type, d.attempts, d.first_attempt_at, d.created_at, s.endpoint, s.headers
+      select d.id, d.subscription_id, d.event_number, d.plan_id, d.event_type, d.attempts, d.first_attempt_at, d.created_at, s.endpoint, s.headers, s.header_secret, s.client_id
       from hook_deliveries d join subscriptions s on s.id = d.subscription_id
       where d.status = 'pending' and d.next_attempt_at <= now() and s.status = 'active'
         and not exists (
@@ -118,7 +157,8 @@ export async function sendNextHook(db: Kysely<NotificationDB>, s: HookSettings, 
         .execute();
     } catch (e) {
       const error = (e as Error).message;
-      const givingUp = Date.now() - firstAttempt.getTime() >= s.giveUpSeconds * 1000;
+      // A secret that cannot be opened never will be (the key changed): no point retrying for a day.
+      const givingUp = e instanceof SecretUnreadableError || Date.now() - firstAttempt.getTime() >= s.giveUpSeconds * 1000;
       await trx
         .updateTable('hook_deliveries')
         .set({
@@ -131,7 +171,10 @@ export async function sendNextHook(db: Kysely<NotificationDB>, s: HookSettings, 
         .where('id', '=', h.id)
         .execute();
       if (givingUp) {
-        const reason = `notifications could not be delivered for ${s.giveUpSeconds} s (${attempts} attempts); last error: ${error}`;
+        const reason =
+          e instanceof SecretUnreadableError
+            ? `notifications cannot be sent: ${error}; make a new subscription`
+            : `notifications could not be delivered for ${s.giveUpSeconds} s (${attempts} attempts); last error: ${error}`;
         await trx.updateTable('subscriptions').set({ status: 'error', error: reason, updated_at: sql<Date>`now()` }).where('id', '=', h.subscription_id).execute();
         await trx
           .updateTable('hook_deliveries')
@@ -139,7 +182,23 @@ export async function sendNextHook(db: Kysely<NotificationDB>, s: HookSettings, 
           .where('subscription_id', '=', h.subscription_id)
           .where('status', '=', 'pending')
           .execute();
-        logger.warn({ subscription: h.subscription_id, attempts }, 'subscription put in error: its endpoint has not taken notifications for too long');
+        if (s.schema) {
+          // In the same transaction as the statuses they announce.
+          const at = new Date().toISOString();
+          await publish(trx, s.schema, {
+            type: 'cmc.notification.delivery-failed.v1',
+            source: NOTIFICATION_SOURCE,
+            key: h.subscription_id,
+            data: { deliveryId: String(h.id), channel: 'rest-hook', recipient: h.subscription_id, attempts, reason: error.slice(0, 1000), failedAt: at },
+          });
+          await publish(trx, s.schema, {
+            type: 'cmc.notification.subscription-errored.v1',
+            source: NOTIFICATION_SOURCE,
+            key: h.subscription_id,
+            data: { subscriptionId: h.subscription_id, clientId: h.client_id, reason: reason.slice(0, 1000), erroredAt: at },
+          });
+        }
+        logger.warn({ subscription: h.subscription_id, attempts }, 'subscription put in error: its endpoint has not taken notifications, or its secret cannot be read');
       }
     }
     return true;

@@ -2,6 +2,9 @@ import type { Closeable } from '@cmc/http';
 import type { Logger } from '@cmc/logging';
 import { sql, type RawBuilder } from 'kysely';
 
+/** The CloudEvents source of what this service publishes (cmc.notification.v1). */
+export const NOTIFICATION_SOURCE = '/cmc/notification';
+
 /** The wait before attempt `attempt + 1`: exponential from `baseMs`, at most `capMs`, with jitter (half to all of it). */
 export function retryDelayMs(attempt: number, baseMs: number, capMs: number): number {
   const ceiling = Math.min(capMs, baseMs * 2 ** Math.min(30, Math.max(0, attempt - 1)));

@@ -12,6 +12,8 @@ export const NOTIFICATION_KINDS = [
   'death-recorded',
   'review-due',
   'review-overdue',
+  'approval-reminder',
+  'approval-escalation',
 ] as const;
 export type NotificationKind = (typeof NOTIFICATION_KINDS)[number];
 
@@ -20,15 +22,19 @@ export type NotificationKind = (typeof NOTIFICATION_KINDS)[number];
  * - `organisation-clinicians`: the clinicians of the organisation that holds the plan;
  * - `gp-practice-clinicians`: the clinicians of the patient's GP practice;
  * - `author`: who created the plan;
- * - `reviewer`: the clinician who last published it (the reviewing clinician as far as the events say), else the author.
+ * - `reviewer`: the clinician who last published it (the reviewing clinician as far as the events say), else the author;
+ * - `approving-gp-practice-clinicians`: the clinicians of the patient's GP practice, when the plan's organisation
+ *   has agreed with its GP practices that they approve its plans (`organisation_settings.gp_practice_approves`,
+ *   set by the service team; decision 0016);
+ * - `organisation-lead`: the organisation's CMC lead, an address the service team records (decision 0016).
  */
-export type Audience = 'organisation-clinicians' | 'gp-practice-clinicians' | 'author' | 'reviewer';
+export type Audience = 'organisation-clinicians' | 'gp-practice-clinicians' | 'author' | 'reviewer' | 'approving-gp-practice-clinicians' | 'organisation-lead';
 
 const CARE_TEAM: readonly Audience[] = ['author', 'organisation-clinicians', 'gp-practice-clinicians'];
 
 /** The rule table: what goes to whom (issue #8, "What it tells, to whom"). The person who made the change is never told of it. */
 export const RULES: Readonly<Record<NotificationKind, readonly Audience[]>> = {
-  'plan-submitted': ['organisation-clinicians'],
+  'plan-submitted': ['organisation-clinicians', 'approving-gp-practice-clinicians'],
   'plan-published': ['gp-practice-clinicians', 'author', 'organisation-clinicians'],
   'plan-updated': ['gp-practice-clinicians', 'author', 'organisation-clinicians'],
   'note-added': ['gp-practice-clinicians', 'author'],
@@ -38,6 +44,8 @@ export const RULES: Readonly<Record<NotificationKind, readonly Audience[]>> = {
   'death-recorded': CARE_TEAM,
   'review-due': ['reviewer'],
   'review-overdue': ['reviewer', 'organisation-clinicians'],
+  'approval-reminder': ['organisation-clinicians', 'approving-gp-practice-clinicians'],
+  'approval-escalation': ['organisation-lead'],
 };
 
 /** What each kind says in the inbox (behind login; still no patient detail: the plan is named by its id only). */
@@ -52,6 +60,8 @@ export const INBOX_TEXT: Readonly<Record<NotificationKind, string>> = {
   'death-recorded': 'A death was recorded on a care plan',
   'review-due': 'A care plan is due for review within the next days',
   'review-overdue': 'A care plan is overdue for review',
+  'approval-reminder': 'A care plan has been waiting for approval for days',
+  'approval-escalation': 'A care plan of your organisation is still waiting for approval',
 };
 
 /** The notification a care plan event makes, if any (a created or draft change concerns nobody yet). */

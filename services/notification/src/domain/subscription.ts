@@ -1,6 +1,8 @@
 import { badRequest, isValidNhsNumber } from '@cmc/fhir';
 import type { Subscription } from 'fhir/r4';
 import type { SubscriptionRow } from '../db/schema';
+import { forbiddenHost } from '../delivery/address-guard';
+import { namesOf } from './secrets';
 
 export const NHS_NUMBER_SYSTEM = 'https://fhir.nhs.uk/Id/nhs-number';
 /** The one topic: a care plan that urgent care can see was published, changed, noted, withdrawn or closed by a death. */
@@ -44,8 +46,12 @@ export function parseCriteria(criteria: string): Criteria {
   throw badRequest(`criteria parameter '${name}' is not supported; ${supported}`, 'Subscription.criteria');
 }
 
-/** Reads Subscription.channel.endpoint: http or https, absolute, no credentials in it. */
-export function parseEndpoint(endpoint: string): string {
+/**
+ * Reads Subscription.channel.endpoint: http or https, absolute, no credentials in it, and (unless
+ * `allowPrivate`, NOTIFY_HOOK_ALLOW_PRIVATE) not an address on a loopback, private, link-local, multicast or
+ * unspecified network, nor a localhost name. A name is checked again after DNS at each delivery.
+ */
+export function parseEndpoint(endpoint: string, allowPrivate = false): string {
   let u: URL;
   try {
     u = new URL(endpoint);
@@ -54,6 +60,10 @@ export function parseEndpoint(endpoint: string): string {
   }
   if (u.protocol !== 'http:' && u.protocol !== 'https:') throw badRequest('channel.endpoint must be an http or https URL', 'Subscription.channel.endpoint');
   if (u.username || u.password) throw badRequest('channel.endpoint must not carry credentials; send them in channel.header', 'Subscription.channel.endpoint');
+  if (!allowPrivate) {
+    const why = forbiddenHost(u.hostname);
+    if (why) throw badRequest(`channel.endpoint may not point inside the service's network: ${why}`, 'Subscription.channel.endpoint');
+  }
   return u.toString();
 }
 
@@ -85,7 +95,8 @@ export function toFhirSubscription(row: SubscriptionRow): Subscription {
       type: 'rest-hook',
       endpoint: row.endpoint,
       payload: 'application/fhir+json',
-      ...(row.headers.length > 0 ? { header: row.headers.map((h) => `${h.slice(0, h.indexOf(':'))}: [redacted]`) } : {}),
+      // Names only: the values are secrets, sealed in the database and never shown, even to their owner.
+      ...(row.headers.length > 0 ? { header: namesOf(row.headers).map((name) => `${name}: [redacted]`) } : {}),
     },
   };
   if (row.error) s.error = row.error;

@@ -7,6 +7,9 @@ import type { Subscription } from 'fhir/r4';
 import { sql } from 'kysely';
 import { randomUUID } from 'node:crypto';
 import type { NotificationDB, SubscriptionRow } from '../db/schema';
+import type { NotificationConfig } from '../config';
+import type { NotificationState } from '../domain/state';
+import { namesOf } from '../domain/secrets';
 import { parseCriteria, parseEndpoint, parseHeaders, toFhirSubscription } from '../domain/subscription';
 
 const both = ['system/Subscription.crud', 'system/Subscription.cruds'];
@@ -61,6 +64,8 @@ const mayRead = (p: Principal, row: SubscriptionRow) => p.role === 'service-team
 export async function subscriptionRoutes(app: FastifyInstance, ctx: ServiceContext<NotificationDB>): Promise<void> {
   const { database } = ctx;
   const { db } = database;
+  const own = ctx.config.own as NotificationConfig;
+  const { box } = ctx.state as NotificationState;
   const record = (request: FastifyRequest, interaction: 'create' | 'read' | 'search' | 'delete', rows: Pick<SubscriptionRow, 'id' | 'criteria_kind' | 'criteria_value'>[]) =>
     recordAccess(db, database.schema, 'notification', request, {
       interaction,
@@ -85,21 +90,24 @@ export async function subscriptionRoutes(app: FastifyInstance, ctx: ServiceConte
       const body = request.body;
       if (body.channel.type !== 'rest-hook') throw badRequest(`channel.type '${body.channel.type}' is not supported: only rest-hook`, 'Subscription.channel.type');
       const criteria = parseCriteria(body.criteria);
-      const endpoint = parseEndpoint(body.channel.endpoint);
+      const endpoint = parseEndpoint(body.channel.endpoint, own.NOTIFY_HOOK_ALLOW_PRIVATE);
       const headers = parseHeaders(body.channel.header ?? []);
       if (criteria.kind === 'gp-practice' && criteria.value !== p.organisation) throw forbidden('a system may subscribe to the patients of its own GP practice only');
+      const id = randomUUID();
       const row = await db.transaction().execute(async (trx) => {
         const inserted = await trx
           .insertInto('subscriptions')
           .values({
-            id: randomUUID(),
+            id,
             client_id: p.subject,
             organisation: p.organisation ?? null,
             criteria: body.criteria,
             criteria_kind: criteria.kind,
             criteria_value: criteria.value,
             endpoint,
-            headers,
+            // The values are secrets: only the names are kept in clear, the lines sealed (bound to this row).
+            headers: namesOf(headers),
+            header_secret: box.sealHeaders(headers, id),
             reason: body.reason,
             status: 'active',
             error: null,
