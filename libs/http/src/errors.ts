@@ -35,10 +35,10 @@ function describe(e: AjvLikeError, expression: string): string {
 
 /** The issues of a Fastify schema-validation error, one per problem, each with its `expression`. */
 export function validationIssues(error: FastifyError, body: unknown): IssueInput[] {
-  const resourceType =
-    typeof body === 'object' && body !== null && typeof (body as { resourceType?: unknown }).resourceType === 'string'
-      ? (body as { resourceType: string }).resourceType
-      : undefined;
+  // The root of each expression: the body's resourceType only when it could be one (a client's junk, up to the
+  // body limit, must not become the FHIRPath nor be echoed back).
+  const given = typeof body === 'object' && body !== null ? (body as { resourceType?: unknown }).resourceType : undefined;
+  const resourceType = typeof given === 'string' && /^[A-Z][A-Za-z]{0,63}$/.test(given) ? given : undefined;
   const errors = (error.validation ?? []) as AjvLikeError[];
   const issues = errors.map((e) => {
     const expression = expressionOf(error.validationContext, e, resourceType);

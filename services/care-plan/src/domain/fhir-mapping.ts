@@ -559,6 +559,8 @@ class Reader {
   uri(v: unknown, path: string): string | undefined {
     const s = this.string(v, path, 1000);
     if (s !== undefined && /\s/.test(s)) return this.add('value', path, 'a uri has no whitespace');
+    // A code system is named by an absolute URI (http..., urn:oid:...): anything else names nothing a reader can look up.
+    if (s !== undefined && !/^[A-Za-z][A-Za-z0-9+.-]*:./.test(s)) return this.add('value', path, 'a uri must be absolute (a scheme such as http: or urn:)');
     return s;
   }
 
@@ -582,6 +584,8 @@ class Reader {
         if (c.code !== undefined) {
           const code = this.string(c.code, `${at}.code`, 100);
           if (code !== undefined && code !== code.trim()) this.add('value', `${at}.code`, 'a code has no leading or trailing whitespace');
+          // A SNOMED CT code is a concept id (digits); anything else would be shown to crews as a code that means nothing.
+          else if (code !== undefined && c.system === SNOMED && !/^[1-9][0-9]{5,17}$/.test(code)) this.add('code-invalid', `${at}.code`, 'a SNOMED CT code is a concept id (6 to 18 digits)');
           out.code = code;
         }
         if (c.display !== undefined) out.display = this.string(c.display, `${at}.display`, 1000);

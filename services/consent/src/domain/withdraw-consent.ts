@@ -1,7 +1,7 @@
 import type { Principal } from '@cmc/auth';
 import type { Database } from '@cmc/db';
 import { publish } from '@cmc/events';
-import { OperationOutcomeError, conflict, forbidden, invalidResource, notFound, preconditionFailed, type IssueInput } from '@cmc/fhir';
+import { OperationOutcomeError, conflict, forbidden, invalidResource, notFound, parseFhirDateTime, preconditionFailed, type IssueInput } from '@cmc/fhir';
 import type { Consent, Extension } from 'fhir/r4';
 import type { Transaction } from 'kysely';
 import { isDeepStrictEqual } from 'node:util';
@@ -20,6 +20,8 @@ export interface ConsentUpdateInput {
   dateTime?: string;
   extension?: StringExtension[];
   provision?: unknown;
+  meta?: { versionId?: string; lastUpdated?: string };
+  organization?: unknown[];
 }
 
 const SUPPORTED = 'the only change supported is a withdrawal: the consent as stored, with status inactive and a withdrawal reason extension';
@@ -54,6 +56,11 @@ export async function withdrawConsent(
 ): Promise<WithdrawConsentResult> {
   if (input.id !== undefined && input.id !== id) {
     throw new OperationOutcomeError(400, { code: 'value', diagnostics: 'the id in the body is not the id in the URL', expression: 'Consent.id' });
+  }
+  // The server sets meta; what comes back may be stale, but it must still be an instant (issue #10: no malformed input accepted).
+  const lastUpdated = input.meta?.lastUpdated;
+  if (lastUpdated !== undefined && !(/T/.test(lastUpdated) && parseFhirDateTime(lastUpdated))) {
+    throw new OperationOutcomeError(400, { code: 'value', diagnostics: 'meta.lastUpdated must be an instant (a date and time with a zone)', expression: 'Consent.meta.lastUpdated' });
   }
   const outcome = await database.db.transaction().execute(async (trx): Promise<WithdrawConsentResult | Error> => {
     const row = await findConsentForUpdate(trx, id);
@@ -100,6 +107,8 @@ export async function withdrawConsent(
 function checkWithdrawal(stored: Consent, input: ConsentUpdateInput): string {
   if (input.status !== 'inactive') throw invalidResource([{ diagnostics: `${SUPPORTED}; status ${input.status} is not a withdrawal`, expression: 'Consent.status' }]);
   const changed: string[] = KEPT.filter((k) => !isDeepStrictEqual(input[k], stored[k]));
+  // The organisation is the server's to set: it may be left out, or sent back as it was, never changed.
+  if (input.organization !== undefined && !isDeepStrictEqual(input.organization, stored.organization)) changed.push('organization');
   const otherExtensions = (input.extension ?? []).filter((e) => e.url !== WITHDRAWAL_REASON_URL);
   const storedExtensions = (stored.extension ?? []).map((e) => ({ url: e.url, valueString: e.valueString }));
   if (!isDeepStrictEqual(otherExtensions, storedExtensions)) changed.push('extension');

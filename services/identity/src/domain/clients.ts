@@ -297,12 +297,13 @@ export async function issueClientToken(ctx: IdentityContext, keyCache: ClientKey
     if (key.alg && key.alg !== assertion.header.alg) throw invalidClient(`key ${assertion.header.kid} is registered for ${key.alg}, not ${assertion.header.alg}`);
     checkSignature(assertion, createPublicKey(key.pem));
     const { jti, rememberUntil } = checkClaims(assertion.payload, { sender: clientId, audience, senderName: 'client_id' });
+    // The scope is checked before the jti is spent: a request refused for its scope leaves nothing behind (issue #10).
+    const scopes = grantedScopes(request.scope, client.scopes);
     if (!(await spendJti(db, `client:${clientId}`, jti, rememberUntil))) throw invalidClient('this assertion was used before: sign a new one, with a new jti, for every token request');
 
     const org = await db.selectFrom('organisations').selectAll().where('id', '=', client.organisation_id).executeTakeFirstOrThrow();
     const refused = organisationRefusal(org, new Date());
     if (refused) throw new OAuthError(400, 'invalid_grant', refused.message);
-    const scopes = grantedScopes(request.scope, client.scopes);
     return await clientToken(ctx, client, org, scopes);
   } catch (e) {
     if (e instanceof AssertionError) throw invalidClient(e.message);
