@@ -50,6 +50,11 @@ export function createDatabase<DB>(opts: DbOptions): Database<DB> {
   });
   // An idle client's error (e.g. the server restarted) must not crash the process; the pool replaces it.
   pool.on('error', () => undefined);
+  // A client checked out of the pool (Kysely holds one for each query and transaction) has no listener of the
+  // pool's: a socket error then (ECONNRESET when the server restarts under load) would be an unhandled 'error'
+  // event and end the process (found by the fault suite). The client's queries fail all the same, and the pool
+  // drops the client when it is released, as it is no longer queryable.
+  pool.on('connect', (client) => client.on('error', () => undefined));
   const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
   let closed = false;
   return {
