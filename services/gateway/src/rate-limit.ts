@@ -1,5 +1,5 @@
 import { OperationOutcomeError } from '@cmc/fhir';
-import rateLimit from '@fastify/rate-limit';
+import rateLimit, { type FastifyRateLimitStore } from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 
 export interface RateLimits {
@@ -32,6 +32,35 @@ export function clientKey(request: FastifyRequest): string {
   return `ip:${request.ip}`;
 }
 
+/** Most callers counted at once; the longest unseen go first (as the plugin's own store, which keeps 5,000). */
+const STORE_MAX_KEYS = 20_000;
+
+/**
+ * One count per caller for every route. The plugin gives each route a store of its own, so a client would
+ * have had a bucket for /fhir/R4, another for /api and another for /.well-known: up to three times its limit
+ * (issue #10's security suite found it). The keys say whose count it is (`sub:`, `ip:`, `auth:`), so one map
+ * serves every route; fixed windows, as the plugin's store.
+ */
+class SharedStore implements FastifyRateLimitStore {
+  private readonly counts = new Map<string, { current: number; windowStart: number }>();
+
+  incr(key: string, callback: (error: Error | null, result?: { current: number; ttl: number }) => void, timeWindow: number): void {
+    const now = Date.now();
+    let entry = this.counts.get(key);
+    if (!entry || entry.windowStart + timeWindow <= now) entry = { current: 0, windowStart: now };
+    entry.current++;
+    // Re-inserted, so that the map's order is least recently seen first.
+    this.counts.delete(key);
+    this.counts.set(key, entry);
+    if (this.counts.size > STORE_MAX_KEYS) this.counts.delete(this.counts.keys().next().value as string);
+    callback(null, { current: entry.current, ttl: entry.windowStart + timeWindow - now });
+  }
+
+  child(): FastifyRateLimitStore {
+    return this;
+  }
+}
+
 /**
  * Per-client rate limits at the gateway (@fastify/rate-limit, in memory: each gateway instance counts on its
  * own, so with N instances behind a balancer a client gets up to N times the limit; a shared store is the
@@ -41,6 +70,7 @@ export function clientKey(request: FastifyRequest): string {
 export async function registerRateLimits(app: FastifyInstance): Promise<void> {
   await app.register(rateLimit, {
     global: false,
+    store: SharedStore,
     errorResponseBuilder: (_request, context) =>
       new OperationOutcomeError(429, { code: 'throttled', diagnostics: `too many requests: at most ${context.max} a minute; try again in ${Math.ceil(context.ttl / 1000)} s` }, {
         'retry-after': String(Math.ceil(context.ttl / 1000)),

@@ -179,6 +179,14 @@ export async function createPlan(database: Database<CarePlanDB>, who: Principal,
   });
 }
 
+const recordedRefusals = new WeakSet<Error>();
+const markRecorded = (e: OperationOutcomeError): OperationOutcomeError => {
+  recordedRefusals.add(e);
+  return e;
+};
+/** Whether a refusal's access entry was already written (by changeLocked, in the refusing transaction). */
+export const refusalRecorded = (e: Error): boolean => recordedRefusals.has(e);
+
 /**
  * Runs `change` on the locked current row under `allowed`, checking the version the caller saw; a refusal is
  * recorded (and committed) before the 403 goes back.
@@ -198,7 +206,7 @@ export async function changeLocked(
     const refusal = allowed(factsOf(row));
     if (refusal) {
       await extras.recordAccess(trx, row, 'refused', refusal);
-      return forbidden(refusal);
+      return markRecorded(forbidden(refusal));
     }
     if (expectedVersion !== String(row.version_id)) throw preconditionFailed(`If-Match names version ${expectedVersion}; the current version is ${row.version_id}`);
     const updated = await change(trx, row, new Date());

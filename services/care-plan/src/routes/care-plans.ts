@@ -1,17 +1,24 @@
 import { principal } from '@cmc/auth';
-import { MAX_PAGE_SIZE, NHS_NUMBER_SYSTEM, OperationOutcomeError, encodeCursor, forbidden, idSchema, isUuid, notFound, searchsetBundle, searchsetBundleJson, unknownSearchParameters, weakEtag } from '@cmc/fhir';
+import { MAX_PAGE_SIZE, NHS_NUMBER_SYSTEM, OperationOutcomeError, encodeCursor, forbidden, idSchema, isUuid, isValidNhsNumber, notFound, searchsetBundle, searchsetBundleJson, unknownSearchParameters, weakEtag } from '@cmc/fhir';
 import { errorResponses, fhirResource } from '@cmc/http';
-import type { ServiceContext } from '@cmc/service';
+import type { AccessedEntity, ServiceContext } from '@cmc/service';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { AllergyIntolerance, Bundle, CarePlan } from 'fhir/r4';
 import { allergiesOfPlans, findAllergy, findPlanToServe, findPlanVersion, listPlanVersions, plansOfPatient, plansToServe, type ServedPlanRow } from '../db/plan-repository';
 import type { CarePlanDB } from '../db/schema';
-import { createPlan, factsOf, publishPlan, submitPlan, updatePlanContent, withdrawPlan } from '../domain/plans';
+import { createPlan, factsOf, publishPlan, refusalRecorded, submitPlan, updatePlanContent, withdrawPlan } from '../domain/plans';
 import { mayRead, readRefusal } from '../domain/rights';
 import { accessLogOf, planHttp } from './shared';
-import { FHIR_PLAN_STATUSES, instantMatches, parsePlanSearch, periodMatches } from '../domain/search-plans';
+import { FHIR_PLAN_STATUSES, all, instantMatches, parsePlanSearch, periodMatches } from '../domain/search-plans';
 
 type Query = Record<string, string | string[] | undefined>;
+
+/** The NHS number a request names (a search's patient, a body's subject), when it is one: for the access entry of a refusal. */
+const namedPatient = (identifier: unknown): { nhsNumber?: string } => {
+  const value = typeof identifier === 'string' ? (identifier.split('|')[1] ?? identifier) : undefined;
+  return value && isValidNhsNumber(value) ? { nhsNumber: value } : {};
+};
+const subjectOf = (body: unknown): unknown => (body as { subject?: { identifier?: { value?: unknown } } } | null)?.subject?.identifier?.value;
 
 const carePlanBody = {
   type: 'object',
@@ -63,6 +70,22 @@ export async function carePlanRoutes(app: FastifyInstance, ctx: ServiceContext<C
   const access = accessLogOf(database);
 
   /**
+   * Runs a use case; a refusal (403) it makes before any plan is at hand (a patient searching for someone else,
+   * a plan the caller may not create, a section they may not write) is recorded before it goes back, as refused
+   * attempts are accesses too. Refusals recorded where they were made (changeLocked's) are not recorded twice.
+   */
+  const recordingRefusals = async <T>(request: FastifyRequest, interaction: 'search' | 'create' | 'update', entity: AccessedEntity, run: () => Promise<T> | T): Promise<T> => {
+    try {
+      return await run();
+    } catch (e) {
+      if (e instanceof OperationOutcomeError && e.status === 403 && !refusalRecorded(e)) {
+        await access.record(request, { interaction, outcome: 'refused', outcomeReason: e.message, entities: [entity], ...(interaction === 'search' ? { query: request.url } : {}) });
+      }
+      throw e;
+    }
+  };
+
+  /**
    * Loads a plan under the read rule and records the access (allowed or refused) durably before anything is
    * answered; the entries of concurrent reads share a commit (the access log's group commit).
    */
@@ -101,7 +124,9 @@ export async function carePlanRoutes(app: FastifyInstance, ctx: ServiceContext<C
       },
     },
     async (request, reply) => {
-      const row = await createPlan(database, principal(request), request.body, extrasFor(request, 'create'));
+      const row = await recordingRefusals(request, 'create', { resourceType: 'CarePlan', ...namedPatient(subjectOf(request.body)) }, () =>
+        createPlan(database, principal(request), request.body, extrasFor(request, 'create')),
+      );
       return sendPlan(request, reply, row, 201);
     },
   );
@@ -123,7 +148,9 @@ export async function carePlanRoutes(app: FastifyInstance, ctx: ServiceContext<C
       const { id } = request.params;
       if (!isUuid(id)) throw notKnown(id);
       const expected = requireIfMatch(request.headers['if-match']);
-      const row = await updatePlanContent(database, principal(request), id, expected, request.body, extrasFor(request, 'update'));
+      const row = await recordingRefusals(request, 'update', { resourceType: 'CarePlan', id, ...namedPatient(subjectOf(request.body)) }, () =>
+        updatePlanContent(database, principal(request), id, expected, request.body, extrasFor(request, 'update')),
+      );
       return sendPlan(request, reply, row);
     },
   );
@@ -259,7 +286,7 @@ export async function carePlanRoutes(app: FastifyInstance, ctx: ServiceContext<C
     },
     async (request, reply) => {
       const who = principal(request);
-      const search = parsePlanSearch(request.query, who);
+      const search = await recordingRefusals(request, 'search', { resourceType: 'CarePlan', ...namedPatient(all(request.query['patient:identifier'])[0]) }, () => parsePlanSearch(request.query, who));
       const rows = (await plansToServe(database.db, search.nhsNumber)).filter(
         (r) =>
           mayRead(who, factsOf(r)) &&
@@ -337,7 +364,7 @@ export async function carePlanRoutes(app: FastifyInstance, ctx: ServiceContext<C
       const who = principal(request);
       const unknown = unknownSearchParameters(request.query, ['patient:identifier', '_count']);
       if (unknown.length > 0) throw new OperationOutcomeError(400, unknown);
-      const search = parsePlanSearch(request.query, who);
+      const search = await recordingRefusals(request, 'search', { resourceType: 'AllergyIntolerance', ...namedPatient(all(request.query['patient:identifier'])[0]) }, () => parsePlanSearch(request.query, who));
       const plans = (await plansOfPatient(database.db, search.nhsNumber)).filter((r) => mayRead(who, factsOf(r)));
       const found = (await allergiesOfPlans(database.db, plans.map((p) => p.id))).slice(0, search.limit);
       await access.record(request, {
