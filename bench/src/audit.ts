@@ -17,7 +17,8 @@
  *        event's time to its appended_at (p50, p95, max);
  *     c. paced: as live, published at BENCH_AUDIT_RATE events/s (default 5,000: the issue's sustained rate).
  *     The service's checkpointer runs beside the consumer in each (every 1,000 entries or 10 s).
- * Drops its schemas at the end. Needs DATABASE_URL. Prints figures; asserts nothing.
+ * Drops its schemas at the end. Needs DATABASE_URL. Prints figures; asserts nothing; with BENCH_JSON_OUT set,
+ * also appends its figures there as JSON lines (report.ts).
  */
 import {
   AUDIT_CONSUMER,
@@ -40,6 +41,7 @@ import { EventConsumer, KafkaTransport, SqlTransport, toMessage } from '@cmc/eve
 import { createLogger, type Logger } from '@cmc/logging';
 import { Kafka, logLevel } from 'kafkajs';
 import { percentile } from './load';
+import { finite, ownPeakRssMb, ratioOf, record } from './report';
 import { randomNhsNumber } from '@cmc/test-support';
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
@@ -79,6 +81,7 @@ interface KafkaRun {
   appendMs: number;
   lagP50Ms: number;
   lagP95Ms: number;
+  lagP99Ms: number;
   lagMaxMs: number;
   stats: string;
   chainOk: boolean;
@@ -156,12 +159,13 @@ async function viaKafka(url: string, brokers: string[], n: number, mode: 'backlo
     consumer = undefined;
     await checkpointer.close();
     checkpointer = undefined;
-    const { rows } = await sql<{ span_ms: number; p50: number; p95: number; max: number }>`
+    const { rows } = await sql<{ span_ms: number; p50: number; p95: number; p99: number; max: number }>`
       with e as (select appended_at, extract(epoch from appended_at - (event::jsonb->>'time')::timestamptz) * 1000 as lag
                  from audit_log where seq > ${base})
       select extract(epoch from max(appended_at) - min(appended_at)) * 1000 as span_ms,
              percentile_cont(0.5) within group (order by lag) as p50,
              percentile_cont(0.95) within group (order by lag) as p95,
+             percentile_cont(0.99) within group (order by lag) as p99,
              max(lag) as max
       from e`.execute(database.db);
     const r = rows[0]!;
@@ -173,6 +177,7 @@ async function viaKafka(url: string, brokers: string[], n: number, mode: 'backlo
       appendMs: Number(r.span_ms),
       lagP50Ms: Number(r.p50),
       lagP95Ms: Number(r.p95),
+      lagP99Ms: Number(r.p99),
       lagMaxMs: Number(r.max),
       stats,
       chainOk: chain.ok && chain.entriesChecked === base + n && chain.checkpointsChecked > 0,
@@ -291,6 +296,35 @@ async function main(): Promise<void> {
         '',
       ].join('\n'),
     );
+    // The same figures as JSON lines, when BENCH_JSON_OUT is set (report.ts).
+    const perSecond = (count: number, ms: number) => Math.round((count / ms) * 1000);
+    const batchedName = `appendEvents, ${batch} per transaction (no consumer, no transport)`;
+    const batchedRate = perSecond(n, batchedMs);
+    const auditRecord = (name: string, throughput: number | null, unit: string, p50: number | null, p99: number | null, withBaseline: boolean, extra: Record<string, unknown>) =>
+      record({
+        bench: 'audit',
+        name,
+        patients: null,
+        throughput,
+        unit,
+        p50Ms: p50,
+        p99Ms: p99,
+        peakRssMb: ownPeakRssMb(),
+        rssOf: 'benchmark process (audit code in-process)',
+        baseline: withBaseline ? batchedName : null,
+        baselineThroughput: withBaseline ? batchedRate : null,
+        ratio: withBaseline ? ratioOf(throughput, batchedRate) : null,
+        extra,
+      });
+    auditRecord('append through the consumer, one transaction per event', perSecond(n, perEventMs), 'entries/s', null, null, true, { events: n });
+    auditRecord(batchedName, batchedRate, 'entries/s', null, null, true, { events: n });
+    auditRecord(`checkpoints over ${head} entries (100,000 a step)`, perSecond(head, checkpointMs), 'entries/s', null, null, false, { signed });
+    auditRecord(`inclusion proof in a tree of ${head}`, finite(Math.round(1000 / (proofMs.reduce((a, b) => a + b, 0) / 1000))), 'proofs/s (one at a time)', finite(percentile(proofMs, 50)), finite(percentile(proofMs, 99)), false, { n: 1000 });
+    auditRecord(`verification of ${result.entriesChecked} entries and ${result.checkpointsChecked} checkpoints`, perSecond(result.entriesChecked, verifyMs), 'entries/s', null, null, false, {
+      ok: result.ok,
+      seconds: verifyMs / 1000,
+      tableMiB: Number(bytes) / 1024 / 1024,
+    });
     if (process.env.BENCH_AUDIT_KAFKA !== '0') {
       const brokers = (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
       const pacedRate = num('BENCH_AUDIT_RATE', 5000);
@@ -314,6 +348,17 @@ async function main(): Promise<void> {
           '',
         ].join('\n'),
       );
+      for (const r of runs) {
+        auditRecord(
+          `over Kafka, ${r.mode}${r.mode === 'paced' ? ` at ${pacedRate} events/s` : ''} (consumer, 3 partitions; lag = event time to appended_at)`,
+          perSecond(r.n, r.wallMs),
+          'entries/s',
+          finite(r.lagP50Ms),
+          finite(r.lagP99Ms),
+          true,
+          { events: r.n, appendSpanEntriesPerSecond: perSecond(r.n, r.appendMs), lagP95Ms: finite(r.lagP95Ms), lagMaxMs: finite(r.lagMaxMs), chainOk: r.chainOk },
+        );
+      }
     }
   } finally {
     await transport.close();

@@ -12,13 +12,15 @@
  * BENCH_SECONDS (default 10) per run; BENCH_SERVER_NODE_ARGS sets the server process's node flags (default
  * --max-semi-space-size=16, as the services' start scripts run them: V8's young generation otherwise grows to
  * 128 MB under load, which was all of the memory above the target).
- * Needs DATABASE_URL (e.g. postgres://postgres@127.0.0.1:5432/postgres). Prints tables; asserts nothing.
+ * Needs DATABASE_URL (e.g. postgres://postgres@127.0.0.1:5432/postgres). Prints tables; asserts nothing; with
+ * BENCH_JSON_OUT set, also appends its figures there as JSON lines (report.ts).
  */
 import { createDatabase, sql } from '@cmc/db';
 import { performance } from 'node:perf_hooks';
 import { validNhsNumbers, type Memory, type Ready, type Stats } from './flags-shared';
 import { SERVICE_NODE_ARGS, spawnServer } from './server-process';
 import { load, type LoadResult } from './load';
+import { finite, ratioOf, record } from './report';
 
 /** Share of lookups for an NHS number with no flag. */
 const MISS_RATE = 0.1;
@@ -162,6 +164,36 @@ const LOOKUP_SIZE = 100;
         `V8 heap now ${mem.heapTotalMb} MB (${mem.heapUsedMb} MB used), of which young generation ${mem.youngGenerationMb} MB`,
     );
     process.stdout.write(`${out.join('\n')}\n`);
+
+    // The same figures as JSON lines, when BENCH_JSON_OUT is set (report.ts).
+    for (const route of ['bare', 'audited', 'percommit', 'lookup'] as const) {
+      const runs = of(route);
+      if (runs.length === 0) continue;
+      const throughput = mean(route);
+      record({
+        bench: 'flags',
+        name: route === 'lookup' ? `POST /api/flags/$lookup (${LOOKUP_SIZE} NHS numbers a request; ${lookupConnections} connections)` : routes[route].label,
+        patients,
+        throughput: Math.round(throughput),
+        unit: 'req/s',
+        p50Ms: runs.reduce((s, r) => s + r.p50, 0) / runs.length,
+        p99Ms: worstP99(route),
+        peakRssMb: mem.peakRssMb,
+        rssOf: 'server process (care-plan service and harness routes)',
+        baseline: route === 'lookup' ? null : routes.bare.label,
+        baselineThroughput: route === 'lookup' ? null : Math.round(bare),
+        ratio: route === 'lookup' ? null : ratioOf(throughput, bare),
+        extra: {
+          runs: runs.map((r) => ({ rps: r.requestsPerSecond, p50: r.p50, p99: r.p99, errors: r.errors, non2xx: r.non2xx, ok: r.ok, accessRecords: r.records })),
+          ...(route === 'lookup' ? { nhsNumbersPerSecond: Math.round(throughput * LOOKUP_SIZE) } : {}),
+          ...(route === 'audited' ? { entriesPerCommit: finite(entries / Math.max(1, batches)) } : {}),
+          seconds,
+          connections: route === 'lookup' ? lookupConnections : 64,
+          seedSeconds,
+          rssAfterSeedMb: afterSeed.rssMb,
+        },
+      });
+    }
   } finally {
     await stop();
   }

@@ -2,15 +2,18 @@
  * Logins per second at the chosen password-hashing cost, and the memory each hash takes.
  * 1. argon2id alone (node:crypto, libuv threadpool), at the service's default cost.
  * 2. POST /auth/login end to end (identity service on DATABASE_URL, default cost), 16 connections.
- * Needs DATABASE_URL (e.g. postgres://postgres@127.0.0.1:5432/postgres). Prints figures; asserts nothing.
+ * Drops its schemas at the end. Needs DATABASE_URL (e.g. postgres://postgres@127.0.0.1:5432/postgres). Prints figures;
+ * asserts nothing; with BENCH_JSON_OUT set, also appends its figures there as JSON lines (report.ts).
  */
 import { identityService } from '@cmc/identity-service';
 import { hashPassword, verifyPassword } from '@cmc/identity-service';
+import { createDatabase, sql } from '@cmc/db';
 import { SqlTransport } from '@cmc/events';
 import { createLogger } from '@cmc/logging';
 import { loadServiceConfig, startService } from '@cmc/service';
 import { randomBytes } from 'node:crypto';
 import { load, printTable } from './load';
+import { ownPeakRssMb, ratioOf, record } from './report';
 
 const MEMORY_KIB = Number(process.env.IDENTITY_ARGON2_MEMORY_KIB ?? 19456);
 const PASSES = Number(process.env.IDENTITY_ARGON2_PASSES ?? 2);
@@ -42,6 +45,23 @@ async function hashesAlone(seconds: number): Promise<{ perSecond: number; peakRs
       `${alone.perSecond.toFixed(1)} verifications/s with ${alone.concurrency} threads; peak RSS ${alone.peakRssMiB.toFixed(0)} MiB\n`,
   );
 
+  const aloneName = `argon2id verify alone (m=${MEMORY_KIB} KiB, t=${PASSES}, ${alone.concurrency} threads; no HTTP, no database)`;
+  record({
+    bench: 'logins',
+    name: aloneName,
+    patients: null,
+    throughput: Math.round(alone.perSecond * 10) / 10,
+    unit: 'verifications/s',
+    p50Ms: null,
+    p99Ms: null,
+    peakRssMb: Math.round(alone.peakRssMiB),
+    rssOf: 'benchmark process',
+    baseline: null,
+    baselineThroughput: null,
+    ratio: null,
+    extra: { memoryKiB: MEMORY_KIB, passes: PASSES, seconds },
+  });
+
   const databaseUrl = process.env.DATABASE_URL;
   if (!databaseUrl) {
     process.stdout.write('DATABASE_URL is not set: skipping the end-to-end login benchmark\n');
@@ -65,10 +85,35 @@ async function hashesAlone(seconds: number): Promise<{ perSecond: number; peakRs
     const body = JSON.stringify({ email: 'bench@cmc.test', password: 'Bench-Passw0rd' });
     const rows = [await load('POST /auth/login', { url: `${url}/auth/login`, method: 'POST', headers: { 'content-type': 'application/json' }, body, connections: 16, duration: seconds })];
     printTable('Logins end to end (argon2id verify, gates, token signing, refresh token and events written)', rows);
+    const [login] = rows;
+    if (login) {
+      record({
+        bench: 'logins',
+        name: 'POST /auth/login end to end (16 connections)',
+        patients: null,
+        throughput: login.requestsPerSecond,
+        unit: 'logins/s',
+        p50Ms: login.p50,
+        p99Ms: login.p99,
+        peakRssMb: ownPeakRssMb(),
+        rssOf: 'benchmark process (identity service in-process with the load generator)',
+        baseline: aloneName,
+        baselineThroughput: Math.round(alone.perSecond * 10) / 10,
+        ratio: ratioOf(login.requestsPerSecond, alone.perSecond),
+        extra: { errors: login.errors, non2xx: login.non2xx, seconds },
+      });
+    }
   } finally {
     await svc.close();
     await transport.close();
     await svc.database.close();
+    // The run's schemas go too, so that the database does not fill up with benchmark runs.
+    const admin = createDatabase<unknown>({ url: databaseUrl, schema: 'public', poolMax: 1, applicationName: 'cmc-bench' });
+    try {
+      for (const s of [schema, `bus_${schema}`]) await sql`drop schema if exists ${sql.id(s)} cascade`.execute(admin.db);
+    } finally {
+      await admin.close();
+    }
   }
 })().catch((e: unknown) => {
   process.stderr.write(`${String(e)}\n`);

@@ -42,7 +42,7 @@
  * length follows the slowest channel: at ~9 emails/s (one sender, a connection per email) the defaults, 8,000
  * + 2 x 2,400 emails, take over 20 minutes; BENCH_NOTIFY_EVENTS=500 BENCH_NOTIFY_SECONDS=10 takes about 7.
  * Drops its schemas (and Kafka topics and group) at the end, also on error or Ctrl-C. Needs DATABASE_URL.
- * Prints tables; asserts nothing.
+ * Prints tables; asserts nothing; with BENCH_JSON_OUT set, also appends its figures there as JSON lines (report.ts).
  */
 import { ALL_TOPICS, makeEvent, topicOf, type CloudEvent, type PlanEventData } from '@cmc/contracts';
 import { createDatabase, sql } from '@cmc/db';
@@ -59,6 +59,7 @@ import { performance } from 'node:perf_hooks';
 import { SMTPServer } from 'smtp-server';
 import { deleteRunTopics } from './kafka-cleanup';
 import { latencyRow, percentile } from './load';
+import { finite, ownPeakRssMb, record } from './report';
 
 const TOKEN_LIFETIME_S = 4 * 3600;
 /** Wall-clock time in ms with sub-ms resolution, comparable with the database's now() on this machine. */
@@ -153,6 +154,7 @@ interface RunResult {
   const timeoutMs = num('BENCH_NOTIFY_TIMEOUT_S', 600) * 1000;
 
   const run = randomBytes(4).toString('hex');
+  const hookSecretKey = randomBytes(32).toString('base64');
   const schema = `notification_bench_${run}`;
   const busSchema = `bus_bench_notify_${run}`;
   const topicPrefix = `bench_notify_${run}.`;
@@ -245,6 +247,9 @@ interface RunResult {
         AUTH_AUDIENCE: issuer.audience,
         LOG_LEVEL: 'silent',
         NOTIFY_SMTP_URL: smtpUrl,
+        // The receiver is on 127.0.0.1, which the service refuses otherwise; one key across the restart (decision 0016).
+        NOTIFY_HOOK_ALLOW_PRIVATE: 'true',
+        NOTIFY_SECRET_KEY: hookSecretKey,
         ...(pollMs ? { NOTIFY_POLL_MS: String(pollMs) } : {}),
       });
       svc = await startService(notificationService, config, { logger: false, jwks: issuer.jwks });
@@ -516,6 +521,43 @@ interface RunResult {
       `- consumer: one transaction per event (processed_events, plan projection, inbox rows, email rows, hook rows); ${brokers ? 'kafkajs consumer' : 'SQL transport reader woken by NOTIFY (poll 500 ms otherwise)'}`,
     ];
     process.stdout.write(`${out.join('\n')}\n`);
+
+    // The same figures as JSON lines, when BENCH_JSON_OUT is set (report.ts): per run, each channel's rate (to
+    // the last delivery) and its delivery lag from publication.
+    const peakRssMb = ownPeakRssMb();
+    for (const r of results) {
+      for (const [what, count, toLastMs, values] of [
+        ['hook call', r.hooks, r.hookToLastMs, r.hookLatency],
+        ['email', r.emails, r.emailToLastMs, r.emailLatency],
+      ] as const) {
+        const sorted = [...values].sort((x, y) => x - y);
+        record({
+          bench: 'notification',
+          name: `${r.label}: ${what} delivery lag`,
+          patients: null,
+          throughput: toLastMs > 0 && count > 0 ? Math.round((count / toLastMs) * 10_000) / 10 : null,
+          unit: `${what === 'email' ? 'emails' : 'hook calls'}/s`,
+          p50Ms: finite(percentile(sorted, 50)),
+          p99Ms: finite(percentile(sorted, 99)),
+          peakRssMb,
+          rssOf: 'benchmark process (notification service, SMTP server and hook receiver in-process)',
+          baseline: null,
+          baselineThroughput: null,
+          ratio: null,
+          extra: {
+            events: r.events,
+            delivered: count,
+            expected: what === 'email' ? r.expectedEmails : r.events,
+            p95Ms: finite(percentile(sorted, 95)),
+            maxMs: finite(sorted[sorted.length - 1]),
+            eventsPerSecondConsumed: r.consumedToLastMs > 0 ? Math.round((r.events / r.consumedToLastMs) * 10_000) / 10 : null,
+            timedOut: r.timedOut,
+            transport: brokers ? 'kafka' : 'sql',
+            duplicates: what === 'email' ? emailDuplicates : hookDuplicates,
+          },
+        });
+      }
+    }
   } finally {
     await cleanup();
   }

@@ -16,7 +16,8 @@
  * time in the percentiles. Where the time goes is read afterwards from the timestamps the services wrote.
  * Drops its schemas, topics and consumer group at the end, also on error or Ctrl-C.
  * Needs DATABASE_URL (e.g. postgres://postgres@127.0.0.1:5432/postgres) and a broker at KAFKA_BROKERS
- * (default 127.0.0.1:9092; `pnpm kafka:start`). Prints tables; asserts nothing.
+ * (default 127.0.0.1:9092; `pnpm kafka:start`). Prints tables; asserts nothing; with BENCH_JSON_OUT set, also
+ * appends its figures there as JSON lines (report.ts).
  */
 import { activeConsentOf, carePlanService, type CarePlanDB } from '@cmc/care-plan-service';
 import { consentService, type ConsentDB } from '@cmc/consent-service';
@@ -29,6 +30,7 @@ import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { deleteRunTopics } from './kafka-cleanup';
 import { latencyRow, percentile } from './load';
+import { finite, ownPeakRssMb, record } from './report';
 
 const TOKEN_LIFETIME_S = 4 * 3600;
 const WITHDRAWAL_REASON_URL = 'https://fhir.cmc.example/StructureDefinition/consent-withdrawal-reason';
@@ -270,6 +272,23 @@ interface Withdrawal {
       `\np95 ${ms(p95)} ms over ${sorted.length} withdrawals (target < 2000 ms): ${Number.isFinite(p95) && p95 < 2000 ? 'met' : 'NOT met'}; ${notDown} not down within ${timeoutMs / 1000} s`,
     ];
     process.stdout.write(`${out.join('\n')}\n`);
+
+    // The same figures as JSON lines, when BENCH_JSON_OUT is set (report.ts).
+    record({
+      bench: 'withdrawal',
+      name: `consent withdrawal to flag down over Kafka (${concurrency} at a time; response of the PUT to the lookup answering hasPlan false)`,
+      patients: null,
+      throughput: null,
+      unit: '',
+      p50Ms: finite(percentile(sorted, 50)),
+      p99Ms: finite(percentile(sorted, 99)),
+      peakRssMb: ownPeakRssMb(),
+      rssOf: 'benchmark process (consent and care-plan services in-process)',
+      baseline: null,
+      baselineThroughput: null,
+      ratio: null,
+      extra: { n: sorted.length, p95Ms: finite(p95), maxMs: finite(sorted[sorted.length - 1]), notDown, failures: failures.length, putP50Ms: finite(percentile([...put].sort((a, b) => a - b), 50)) },
+    });
   } finally {
     await cleanup();
   }
