@@ -92,6 +92,8 @@ export class EventConsumer<DB extends EventsTables> {
       onMessage: (msg) => this.handle(msg).then(() => undefined),
       ...(this.opts.batchHandler ? { onBatch: (msgs: IncomingMessage[]) => this.handleBatch(msgs), maxBatch: this.opts.maxBatch ?? DEFAULT_MAX_BATCH } : {}),
     });
+    // Stopped while joining (a service closed during its start): leave at once rather than keep the subscription.
+    if (this.stopping.signal.aborted) await this.stop();
   }
 
   async stop(): Promise<void> {

@@ -60,12 +60,20 @@ export interface StartOptions {
   /** Relay tuning and fault injection (tests). */
   relay?: { afterPublish?: (eventIds: string[]) => Promise<void>; pollIntervalMs?: number };
   consumer?: { maxAttempts?: number; backoffBaseMs?: number };
+  /**
+   * Build the consumers but leave joining their groups to `startConsumers` (a service's own process: it listens
+   * first, so that a restarted service answers while Kafka still holds its old member's partitions, up to the
+   * session timeout, 30 s).
+   */
+  deferConsumers?: boolean;
 }
 
 export interface RunningService<DB extends EventsTables> extends ServiceContext<DB> {
   app: FastifyInstance;
   relay: OutboxRelay;
   consumers: EventConsumer<DB>[];
+  /** Joins the consumers' groups (already done unless started with `deferConsumers`). */
+  startConsumers: () => Promise<void>;
   /** Starts listening on the configured host and port; resolves to the base URL. */
   listen: () => Promise<string>;
   /** HTTP first, then consumers, relay, transport (when we built it) and database. */
@@ -152,7 +160,7 @@ export async function startService<DB extends EventsTables>(
         logger: logger.child({ component: 'consumer', consumer: c.name }),
         ...opts.consumer,
       });
-      await consumer.start();
+      if (!opts.deferConsumers) await consumer.start();
       consumers.push(consumer);
       started.push({ name: `consumer ${c.name}`, close: () => consumer.stop() });
     }
@@ -168,6 +176,9 @@ export async function startService<DB extends EventsTables>(
       app,
       relay,
       consumers,
+      startConsumers: async () => {
+        for (const c of consumers) await c.start();
+      },
       listen: async () => app.listen({ host: config.host, port: config.port }),
       close: () => app.close(),
     };
