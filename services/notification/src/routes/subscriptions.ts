@@ -73,6 +73,9 @@ export async function subscriptionRoutes(app: FastifyInstance, ctx: ServiceConte
       entities: rows.map((r) => ({ resourceType: 'Subscription', id: r.id, ...nhsOf(r) })),
       ...(interaction === 'search' ? { query: request.url.slice(0, 2000) } : {}),
     });
+  /** A refused attempt is an access too: recorded (committed) before the refusal goes back. */
+  const refused = (request: FastifyRequest, interaction: 'create' | 'read' | 'delete', reason: string, entity: { id?: string; nhsNumber?: string } = {}) =>
+    recordAccess(db, database.schema, 'notification', request, { interaction, outcome: 'refused', outcomeReason: reason, entities: [{ resourceType: 'Subscription', ...entity }] });
 
   app.post<{ Body: SubscriptionInput }>(
     '/fhir/R4/Subscription',
@@ -92,7 +95,11 @@ export async function subscriptionRoutes(app: FastifyInstance, ctx: ServiceConte
       const criteria = parseCriteria(body.criteria);
       const endpoint = parseEndpoint(body.channel.endpoint, own.NOTIFY_HOOK_ALLOW_PRIVATE);
       const headers = parseHeaders(body.channel.header ?? []);
-      if (criteria.kind === 'gp-practice' && criteria.value !== p.organisation) throw forbidden('a system may subscribe to the patients of its own GP practice only');
+      if (criteria.kind === 'gp-practice' && criteria.value !== p.organisation) {
+        const reason = 'a system may subscribe to the patients of its own GP practice only';
+        await refused(request, 'create', reason);
+        throw forbidden(reason);
+      }
       const id = randomUUID();
       const row = await db.transaction().execute(async (trx) => {
         const inserted = await trx
@@ -130,6 +137,7 @@ export async function subscriptionRoutes(app: FastifyInstance, ctx: ServiceConte
     async (request, reply) => {
       const p = principal(request);
       const row = await db.selectFrom('subscriptions').selectAll().where('id', '=', request.params.id).where('status', '<>', 'off').executeTakeFirst();
+      if (row && !mayRead(p, row)) await refused(request, 'read', 'another client\'s subscription (answered as not known)', { id: row.id, ...nhsOf(row) });
       if (!row || !mayRead(p, row)) throw notFound(`Subscription/${request.params.id} is not known`);
       await record(request, 'read', [row]);
       return reply.type(FHIR_JSON).send(toFhirSubscription(row));
@@ -182,7 +190,12 @@ export async function subscriptionRoutes(app: FastifyInstance, ctx: ServiceConte
         await recordAccess(trx, database.schema, 'notification', request, { interaction: 'delete', outcome: 'allowed', entities: [{ resourceType: 'Subscription', id: ended.id, ...nhsOf(ended) }] });
         return ended;
       });
-      if (!row) throw notFound(`Subscription/${request.params.id} is not known`);
+      if (!row) {
+        // Someone else's (live) subscription: the attempt is recorded, and answered as if it did not exist.
+        const others = await db.selectFrom('subscriptions').select(['id', 'criteria_kind', 'criteria_value']).where('id', '=', request.params.id).where('status', '<>', 'off').executeTakeFirst();
+        if (others) await refused(request, 'delete', 'another client\'s subscription (answered as not known)', { id: others.id, ...nhsOf(others) });
+        throw notFound(`Subscription/${request.params.id} is not known`);
+      }
       return reply.code(204).send();
     },
   );
