@@ -52,8 +52,10 @@ async function seedCopies(databaseUrl: string, database: Database<CarePlanDB>, t
     with templates as (select id, nhs_number, row_number() over (order by id) - 1 as k from care_plans where state = 'published'),
     numbers as (
       select v.nhs_number, row_number() over () - 1 as k
-      from (${validNhsNumbers(add + existing, 'seeded')}) as v
+      from (${validNhsNumbers(add + existing + 1000, 'seeded')}) as v
+      -- Not a patient who has a plan, nor one whose consent is there for a plan still to be created (the timed ones).
       where not exists (select 1 from care_plans c where c.nhs_number = v.nhs_number)
+        and not exists (select 1 from consent_projection p where p.nhs_number = v.nhs_number)
       limit ${add})
     select n.k, gen_random_uuid() as id, n.nhs_number::char(10) as nhs_number, t.id as template_id, t.id::text as template_id_text, t.nhs_number::text as template_nhs
     from numbers n join templates t on t.k = n.k % ${templates}`.execute(database.db);
