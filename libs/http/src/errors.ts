@@ -81,8 +81,24 @@ export function errorHandler(error: FastifyError | OperationOutcomeError | Error
   if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
     return sendOutcome(reply, fe.statusCode, [{ code: 'invalid', diagnostics: fe.message }]);
   }
+  // The database unreachable or restarting (connection refused or reset, the server shutting down or starting,
+  // the pool unable to connect in time): a 503 the client may retry, not an internal error (fault suite).
+  if (isDatabaseUnavailable(fe)) {
+    request.log.warn({ err: { message: fe.message, code: fe.code } }, 'database unavailable');
+    return sendOutcome(reply, 503, [{ code: 'transient', diagnostics: 'the service\'s database is not available; try again shortly' }], { 'retry-after': '5' });
+  }
   request.log.error({ err: error }, 'unhandled error');
   return sendOutcome(reply, 500, [
     { code: 'exception', diagnostics: `internal error; quote request id ${String(request.id)} when reporting it` },
   ]);
+}
+
+/** SQLSTATE classes and socket codes that mean the database is not there for now, not that the request was wrong. */
+const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', '57P01', '57P02', '57P03', '08000', '08001', '08003', '08004', '08006']);
+
+export function isDatabaseUnavailable(error: { code?: unknown; message?: unknown }): boolean {
+  if (typeof error.code === 'string' && UNAVAILABLE_CODES.has(error.code)) return true;
+  const message = typeof error.message === 'string' ? error.message : '';
+  // node-postgres's own words when the pool cannot connect in time or a connection ends mid-query.
+  return /^(timeout exceeded when trying to connect|Connection terminated( unexpectedly| due to connection timeout)?)$/.test(message);
 }

@@ -2,6 +2,7 @@ import { OperationOutcomeError, type IssueInput } from '@cmc/fhir';
 import { REDACT_PATHS, createApp, redactUrl } from '@cmc/http';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import type { OperationOutcome } from 'fhir/r4';
+import { connect } from 'node:net';
 import { Writable } from 'node:stream';
 import pino, { type LoggerOptions } from 'pino';
 
@@ -49,6 +50,10 @@ async function buildApp(logger: LoggerOptions | false = false): Promise<FastifyI
   });
   app.get('/boom', async () => {
     throw new Error('secret internal detail');
+  });
+  // A database that is not there: a real refused connection (nothing listens on port 1), as pg reports it.
+  app.get('/db-down', async () => {
+    await new Promise((_resolve, reject) => connect(1, '127.0.0.1').on('error', reject));
   });
   await app.ready();
   return app;
@@ -231,6 +236,13 @@ describe('createApp', () => {
       const body = expectOutcome(res, 500);
       expect(res.body).not.toContain('secret internal detail');
       expect(body.issue).toEqual([{ severity: 'error', code: 'exception', diagnostics: 'internal error; quote request id req-boom-1 when reporting it' }]);
+    });
+
+    it('when the database cannot be reached, then 503 with Retry-After that the client may retry, not a 500', async () => {
+      const res = await app.inject({ method: 'GET', url: '/db-down' });
+      const body = expectOutcome(res, 503);
+      expect(res.headers['retry-after']).toBe('5');
+      expect(body.issue).toEqual([{ severity: 'error', code: 'transient', diagnostics: 'the service\'s database is not available; try again shortly' }]);
     });
 
     it('when no route matches, then 404 OperationOutcome names the method and path', async () => {
