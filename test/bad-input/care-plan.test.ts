@@ -7,9 +7,8 @@ import { toMessage, type Transport } from '@cmc/events';
 import { activeConsentOf, carePlanService, type CarePlanDB } from '@cmc/care-plan-service';
 import type { RunningService } from '@cmc/service';
 import { TestIssuer, aCarePlan, newTransport, randomNhsNumber, startTestService, waitFor } from '@cmc/test-support';
-import type { Kysely } from '@cmc/db';
 import { randomUUID } from 'node:crypto';
-import { sweepSuite, type Prepared, type RouteSpec } from './sweep';
+import { serviceTarget, sweepSuite, type Prepared, type RouteSpec } from './sweep';
 
 const issuer = new TestIssuer();
 const ORG = 'H81001';
@@ -118,14 +117,5 @@ sweepSuite('care-plan', async () => {
     },
   };
 
-  return {
-    app: svc.app,
-    db: svc.database.db as unknown as Kysely<unknown>,
-    schema: svc.database.schema,
-    specs,
-    close: async () => {
-      await svc.close();
-      await transport.close();
-    },
-  };
+  return serviceTarget(svc, transport, specs);
 });

@@ -4,8 +4,7 @@ import type { Transport } from '@cmc/events';
 import type { RunningService } from '@cmc/service';
 import { TestIssuer, aConsent, newTransport, randomNhsNumber, startTestService } from '@cmc/test-support';
 import type { Consent } from 'fhir/r4';
-import type { Kysely } from '@cmc/db';
-import { sweepSuite, type RouteSpec } from './sweep';
+import { serviceTarget, sweepSuite, type RouteSpec } from './sweep';
 
 const issuer = new TestIssuer();
 const clinician = issuer.bearer({ role: 'clinician', org: 'H81001' });
@@ -33,14 +32,5 @@ sweepSuite('consent', async () => {
     },
   };
 
-  return {
-    app: svc.app,
-    db: svc.database.db as unknown as Kysely<unknown>,
-    schema: svc.database.schema,
-    specs,
-    close: async () => {
-      await svc.close();
-      await transport.close();
-    },
-  };
+  return serviceTarget(svc, transport, specs);
 });

@@ -6,9 +6,8 @@ import type { Transport } from '@cmc/events';
 import { notificationService, type NotificationDB } from '@cmc/notification-service';
 import type { RunningService } from '@cmc/service';
 import { TestIssuer, newTransport, randomNhsNumber, startTestService } from '@cmc/test-support';
-import type { Kysely } from '@cmc/db';
 import { randomUUID } from 'node:crypto';
-import { sweepSuite, type RouteSpec } from './sweep';
+import { serviceTarget, sweepSuite, type RouteSpec } from './sweep';
 
 const issuer = new TestIssuer();
 const ORG = 'H81001';
@@ -62,14 +61,5 @@ sweepSuite('notification', async () => {
     },
   };
 
-  return {
-    app: svc.app,
-    db: svc.database.db as unknown as Kysely<unknown>,
-    schema: svc.database.schema,
-    specs,
-    close: async () => {
-      await svc.close();
-      await transport.close();
-    },
-  };
+  return serviceTarget(svc, transport, specs);
 });

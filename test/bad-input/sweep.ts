@@ -458,6 +458,20 @@ export interface SweepTarget {
   close: () => Promise<void>;
 }
 
+/** The target of a service started with its own transport: both are closed after the sweep. */
+export function serviceTarget(svc: { app: App; database: { db: unknown; schema: string }; close: () => Promise<void> }, transport: { close: () => Promise<void> }, specs: Record<string, RouteSpec>): SweepTarget {
+  return {
+    app: svc.app,
+    db: svc.database.db as Kysely<unknown>,
+    schema: svc.database.schema,
+    specs,
+    close: async () => {
+      await svc.close();
+      await transport.close();
+    },
+  };
+}
+
 /**
  * The two tests every service's file runs: its OpenAPI document's write routes are exactly those with a spec,
  * and the sweep over them. The table of inputs per route is printed at the end of the file.

@@ -1,4 +1,4 @@
-import { topicOf, type CloudEvent, type EventType } from '@cmc/contracts';
+import { SECRET_FIELDS, topicOf, type CloudEvent } from '@cmc/contracts';
 import { createHash } from 'node:crypto';
 
 /** prev_hash of entry 1. */
@@ -46,17 +46,9 @@ export interface ChainedEntry extends EntryFields {
   hash: Buffer;
 }
 
-/**
- * Secrets that some events carry for a moment (a password-reset or invitation link is a bearer credential)
- * and that an append-only log must not keep for ever. The log keeps the event with these replaced.
- */
-const REDACTED_FIELDS: Partial<Record<EventType, readonly string[]>> = {
-  'cmc.identity.password-reset-requested.v1': ['resetUrl'],
-  'cmc.identity.invitation-created.v1': ['acceptUrl'],
-};
-
 function redacted(event: CloudEvent): CloudEvent {
-  const fields = REDACTED_FIELDS[event.type];
+  // A log that can never be edited must not keep a bearer link (the contracts' list of them).
+  const fields = SECRET_FIELDS[event.type];
   if (!fields) return event;
   const data: Record<string, unknown> = { ...(event.data as unknown as Record<string, unknown>) };
   for (const f of fields) if (f in data) data[f] = '[redacted]';
